@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from hotline.errors import SettingsError
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
+_TRANSLATE = str.maketrans({"I": "1", "L": "1", "O": "0", "-": None, " ": None})
+
+
+def generate_receipt() -> str:
+    """20 Crockford base32 symbols (100 random bits) in four groups of five."""
+    symbols = "".join(secrets.choice(_ALPHABET) for _ in range(20))
+    return "-".join(symbols[i:i + 5] for i in range(0, 20, 5))
+
+
+def normalise_receipt(text: str) -> str | None:
+    """Canonical 20-symbol form of what a person typed, or None if it cannot be one."""
+    if not isinstance(text, str) or len(text) > 64:
+        return None
+    canonical = text.upper().translate(_TRANSLATE).replace("\t", "")
+    if len(canonical) != 20 or any(c not in _ALPHABET for c in canonical):
+        return None
+    return canonical
+
+
+def receipt_reply_private_key(canonical_receipt: str) -> X25519PrivateKey:
+    """The X25519 key only the receipt can derive; replies to the reporter are sealed to it."""
+    seed = HKDF(SHA256(), 32, salt=b"hotline/1 receipt", info=b"reply key").derive(
+        canonical_receipt.encode("ascii"))
+    return X25519PrivateKey.from_private_bytes(seed)
+
+
+def receipt_reply_public_key(canonical_receipt: str) -> bytes:
+    return receipt_reply_private_key(canonical_receipt).public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+class ReceiptKeys:
+    """The intake-side secret for the keyed receipt hash (a file shared by intakes)."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    @classmethod
+    def load(cls, path: Path, *, create: bool = False) -> ReceiptKeys:
+        if not path.exists():
+            if not create:
+                raise SettingsError(f"HOTLINE_RECEIPT_KEY_FILE: {path} does not exist")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process created it first
+                return cls(path.read_bytes())
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(secrets.token_bytes(32))
+                fh.flush()
+                os.fsync(fh.fileno())
+        return cls(path.read_bytes())
+
+    def receipt_hash(self, canonical_receipt: str) -> str:
+        return hmac.new(self._key, canonical_receipt.encode("ascii"), hashlib.sha256).hexdigest()
+
+    def subkey(self, purpose: str) -> bytes:
+        return HKDF(SHA256(), 32, salt=None, info=f"hotline/1 intake {purpose}".encode()).derive(
+            self._key)

@@ -1,0 +1,124 @@
+"""The case aggregate and the records the store keeps around it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from hotline.contract import format_time
+from hotline.crypto import Sealed
+from hotline.domain.audit import AuditHead
+
+__all__ = ["ROLES", "SEVERITIES", "Account", "Case", "CaseMessage", "CaseQuery", "ReceiptRecord",
+           "case_id_for", "followup_status"]
+
+SEVERITIES = ("major", "high", "general", "low")
+ROLES = ("clerk", "officer", "supervisor", "auditor", "admin")
+Kind = Literal["report", "complaint"]
+
+
+def case_id_for(submission_id: str) -> str:
+    """Case ids derive from the submission id, so a redelivery can only hit the same case."""
+    return "c_" + submission_id
+
+
+@dataclass(frozen=True)
+class CaseMessage:
+    """A message on a case; content sealed, never stored in clear.
+
+    ``sealed_for_org`` opens with the organisation key (officers read it);
+    ``sealed_for_reporter`` opens only with the key derived from the receipt.
+    """
+
+    id: str
+    case_id: str
+    at: datetime
+    author: Literal["officer", "reporter"]
+    actor: str
+    sealed_for_org: Sealed | None
+    sealed_for_reporter: Sealed | None
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    submission_id: str
+    reference: str
+    kind: Kind
+    category: str
+    severity: str
+    status: str
+    unit: str
+    channel: str
+    opened_at: datetime
+    received_at: datetime
+    content: Sealed
+    sealed_by: str
+    due_at: datetime | None = None
+    locale: str | None = None
+    receipt_hash: str | None = None
+    reply_key: bytes | None = None
+    triage: Mapping[str, Any] = field(default_factory=dict)
+    workflow: Mapping[str, Any] = field(default_factory=dict)
+    audit_head: AuditHead | None = None
+    version: int = 1
+
+    def summary(self) -> dict[str, Any]:
+        """CaseSummary of CONTRACT §3."""
+        return {
+            "id": self.id,
+            "reference": self.reference,
+            "kind": self.kind,
+            "category": self.category,
+            "severity": self.severity,
+            "status": self.status,
+            "unit": self.unit,
+            "channel": self.channel,
+            "opened_at": format_time(self.opened_at),
+            "due_at": None if self.due_at is None else format_time(self.due_at),
+        }
+
+
+def followup_status(case: Case | None) -> str:
+    """What a reporter is told: received, in_progress, answered or closed."""
+    if case is None or case.status in ("new", "registered"):
+        return "received"
+    if case.status in ("closed", "archived"):
+        return "closed"
+    if case.status == "answered":
+        return "answered"
+    return "in_progress"
+
+
+@dataclass(frozen=True)
+class ReceiptRecord:
+    receipt_hash: str
+    case_id: str
+    submission_id: str
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    password_hash: str
+    role: str
+    unit: str
+    created_at: datetime
+    disabled: bool = False
+    must_change_password: bool = False
+
+
+@dataclass(frozen=True)
+class CaseQuery:
+    """A page of cases; ``units`` is the caller's scope (None means every unit)."""
+
+    units: frozenset[str] | None
+    kind: str | None = None
+    status: str | None = None
+    severity: str | None = None
+    unit: str | None = None
+    overdue_at: datetime | None = None
+    after: tuple[datetime, str] | None = None
+    limit: int = 50

@@ -1,0 +1,179 @@
+"""The small interfaces that adapters implement: the store and the bus.
+
+Every adapter (SQLite, MongoDB; embedded queue, RabbitMQ) passes the same contract
+tests in ``tests/integration/test_store_contract.py`` and ``test_bus_contract.py``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from hotline.crypto import KeyRecord
+from hotline.domain.audit import AuditEvent
+from hotline.domain.case import Account, Case, CaseMessage, CaseQuery, ReceiptRecord
+
+__all__ = [
+    "AccountRepository",
+    "AuditRepository",
+    "Bus",
+    "CaseRepository",
+    "Handler",
+    "KeyRepository",
+    "Message",
+    "Outcome",
+    "PowRepository",
+    "ReceiptRepository",
+    "SequenceRepository",
+    "Store",
+]
+
+
+class CaseRepository(Protocol):
+    async def open(self, case: Case, events: Sequence[AuditEvent],
+                   receipt: ReceiptRecord | None, *, reference_prefix: str) -> tuple[Case, bool]:
+        """Create the case idempotently on ``case.submission_id``.
+
+        Allocates the next reference under ``reference_prefix`` (e.g. ``R-2026``) as
+        ``R-2026-000042``, writes the case, its first audit events (head set to the last)
+        and its receipt. Returns the stored case and whether this call created it. A call
+        for a submission that already has a case completes any half-written parts and
+        returns ``(existing, False)``.
+        """
+        ...
+
+    async def get(self, case_id: str) -> Case | None: ...
+
+    async def by_submission(self, submission_id: str) -> Case | None: ...
+
+    async def by_reference(self, reference: str) -> Case | None: ...
+
+    async def query(self, query: CaseQuery) -> list[Case]:
+        """Cases matching ``query``, newest first (opened_at, id descending)."""
+        ...
+
+    async def count(self) -> int: ...
+
+    async def add_message(self, message: CaseMessage) -> bool:
+        """Store a message; False if one with the same id already exists (redelivery)."""
+        ...
+
+    async def messages(self, case_id: str) -> list[CaseMessage]: ...
+
+    async def set_status(self, case_id: str, status: str, *, expected_version: int) -> Case:
+        """Change the status; :class:`ConcurrencyConflict` if the version moved on."""
+        ...
+
+
+class AuditRepository(Protocol):
+    async def append(self, event: AuditEvent) -> None:
+        """Append and move the case's head; :class:`ConcurrencyConflict` if seq is taken."""
+        ...
+
+    async def events(self, case_id: str) -> list[AuditEvent]: ...
+
+    def case_ids(self) -> AsyncIterator[str]: ...
+
+
+class AccountRepository(Protocol):
+    async def add(self, account: Account) -> None:
+        """:class:`ConcurrencyConflict` if the username exists."""
+        ...
+
+    async def get(self, username: str) -> Account | None: ...
+
+    async def list(self) -> list[Account]: ...
+
+
+class ReceiptRepository(Protocol):
+    async def get(self, receipt_hash: str) -> ReceiptRecord | None: ...
+
+
+class SequenceRepository(Protocol):
+    async def next(self, name: str) -> int:
+        """Atomically the next number of sequence ``name`` (1, 2, 3 …)."""
+        ...
+
+
+class KeyRepository(Protocol):
+    async def add(self, record: KeyRecord) -> None:
+        """Store a new key and make it the only active one."""
+        ...
+
+    async def list(self) -> list[KeyRecord]: ...
+
+
+class PowRepository(Protocol):
+    async def burn(self, challenge_id: str, expires_at: datetime) -> bool:
+        """Mark a challenge used; False if it already was (replay)."""
+        ...
+
+
+class Store(Protocol):
+    cases: CaseRepository
+    audit: AuditRepository
+    accounts: AccountRepository
+    receipts: ReceiptRepository
+    sequences: SequenceRepository
+    keys: KeyRepository
+    pow: PowRepository
+
+    async def open(self) -> None:
+        """Connect and create tables/indexes (idempotent)."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Message:
+    """A bus message: persistent JSON, ``message_id`` the submission or event id."""
+
+    routing_key: str
+    message_id: str
+    body: bytes
+    correlation_id: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    delivery_count: int = 0
+
+
+class Outcome(enum.Enum):
+    ACK = "ack"  # the work is committed
+    REJECT = "reject"  # can never succeed: dead-letter to the parking queue
+    RETRY = "retry"  # transient: redeliver; the broker counts and parks at the limit
+
+
+Handler = Callable[[Message], Awaitable[None]]
+
+
+class Bus(Protocol):
+    async def open(self) -> None:
+        """Connect and declare the topology (idempotent)."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def publish(self, message: Message) -> None:
+        """Return only once the message is durably taken; :class:`BusUnavailable` if not."""
+        ...
+
+    async def consume(self, queue: str, handler: Handler, *, prefetch: int = 32) -> None:
+        """Deliver messages of ``queue`` to ``handler`` until cancelled.
+
+        The outcome of each delivery is decided in one place,
+        :func:`hotline.bus.outcome_of`.
+        """
+        ...
+
+    async def ping(self) -> bool: ...
+
+    async def parked(self, limit: int = 100) -> list[Message]: ...
+
+    async def replay_parked(self, message_id: str | None = None) -> int:
+        """Move parked messages (one, or all) back to their routing key; the count moved."""
+        ...

@@ -1,0 +1,1 @@
+"""pytest plugin (fixtures); see module body."""
