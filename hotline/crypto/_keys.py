@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +13,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from hotline.crypto._receipts import load_secret_file
 from hotline.errors import SealError, SettingsError, UnknownKey
 
 _RAW = serialization.Encoding.Raw
@@ -35,24 +35,7 @@ class MasterKey:
 
     @classmethod
     def load(cls, path: Path, *, create: bool = False) -> MasterKey:
-        if not path.exists():
-            if not create:
-                raise SettingsError(
-                    f"HOTLINE_MASTER_KEY_FILE: {path} does not exist; "
-                    "run 'hotline keys rotate' to create it")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            raw = secrets.token_bytes(32)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(raw)
-                fh.flush()
-                os.fsync(fh.fileno())
-            return cls(raw)
-        try:
-            return cls(path.read_bytes())
-        except OSError as exc:
-            raise SettingsError(f"HOTLINE_MASTER_KEY_FILE: cannot read {path}: "
-                                f"{exc.strerror}") from None
+        return cls(load_secret_file(path, "HOTLINE_MASTER_KEY_FILE", create=create))
 
     def derive(self, purpose: str, length: int = 32) -> bytes:
         """A subkey for ``purpose`` (token signing, …), so the master key does one job."""
@@ -64,9 +47,11 @@ class MasterKey:
         return nonce + AESGCM(self._raw).encrypt(nonce, plaintext, label.encode())
 
     def unwrap(self, blob: bytes, *, label: str) -> bytes:
+        if len(blob) < 12 + 16:
+            raise SealError(f"key {label} is truncated")
         try:
             return AESGCM(self._raw).decrypt(blob[:12], blob[12:], label.encode())
-        except InvalidTag:
+        except (InvalidTag, ValueError):
             raise SealError(f"key {label} does not unwrap with this master key") from None
 
 

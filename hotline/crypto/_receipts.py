@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -13,6 +14,37 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from hotline.errors import SettingsError
 
+def load_secret_file(path: Path, variable: str, *, create: bool) -> bytes:
+    """Read a 32-byte secret file, creating it (mode 0600) atomically when allowed.
+
+    The file is written under a temporary name and linked into place, so a concurrent
+    reader never sees it half-written and a concurrent creator simply loses the race.
+    """
+    if not path.exists():
+        if not create:
+            raise SettingsError(f"{variable}: {path} does not exist; "
+                                "run 'hotline keys rotate' or 'hotline dev' to create it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(secrets.token_bytes(32))
+                fh.flush()
+                os.fsync(fh.fileno())
+            with contextlib.suppress(FileExistsError):  # another process won: use theirs
+                os.link(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SettingsError(f"{variable}: cannot read {path}: {exc.strerror}") from None
+    if len(raw) != 32:
+        raise SettingsError(f"{variable}: {path} must hold exactly 32 bytes, found {len(raw)}")
+    return raw
+
+
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
 _TRANSLATE = str.maketrans({"I": "1", "L": "1", "O": "0", "-": None, " ": None})
 
@@ -25,9 +57,9 @@ def generate_receipt() -> str:
 
 def normalise_receipt(text: str) -> str | None:
     """Canonical 20-symbol form of what a person typed, or None if it cannot be one."""
-    if not isinstance(text, str) or len(text) > 64:
+    if not isinstance(text, str) or len(text) > 64 or not text.isascii():
         return None
-    canonical = text.upper().translate(_TRANSLATE).replace("\t", "")
+    canonical = "".join(text.upper().translate(_TRANSLATE).split())
     if len(canonical) != 20 or any(c not in _ALPHABET for c in canonical):
         return None
     return canonical
@@ -53,19 +85,7 @@ class ReceiptKeys:
 
     @classmethod
     def load(cls, path: Path, *, create: bool = False) -> ReceiptKeys:
-        if not path.exists():
-            if not create:
-                raise SettingsError(f"HOTLINE_RECEIPT_KEY_FILE: {path} does not exist")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:  # another process created it first
-                return cls(path.read_bytes())
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(secrets.token_bytes(32))
-                fh.flush()
-                os.fsync(fh.fileno())
-        return cls(path.read_bytes())
+        return cls(load_secret_file(path, "HOTLINE_RECEIPT_KEY_FILE", create=create))
 
     def receipt_hash(self, canonical_receipt: str) -> str:
         return hmac.new(self._key, canonical_receipt.encode("ascii"), hashlib.sha256).hexdigest()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -13,6 +14,7 @@ from hotline.errors import ContractError, SealError
 SUITE_NAME = "HPKE-base-X25519-SHA256-AES256GCM"
 _SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM)
 _ENC_LEN = 32
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 PURPOSES = frozenset({"report", "complaint", "message", "identity", "attachment"})
 
 
@@ -23,12 +25,15 @@ def b64e(raw: bytes) -> str:
 
 def b64d(text: str, *, field: str = "value") -> bytes:
     """Decode base64url without padding; raise :class:`ContractError` naming ``field``."""
-    if not isinstance(text, str) or any(c in text for c in "=+/ \n"):
+    if not isinstance(text, str) or not _B64URL.fullmatch(text) or len(text) % 4 == 1:
         raise ContractError(f"{field} must be base64url without padding", field=field)
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         raise ContractError(f"{field} is not valid base64url", field=field) from None
+    if b64e(raw) != text:  # non-canonical trailing bits: two spellings of one value
+        raise ContractError(f"{field} is not canonical base64url", field=field)
+    return raw
 
 
 def _info(purpose: str) -> bytes:
@@ -70,7 +75,8 @@ def seal(plaintext: bytes, public_key: X25519PublicKey, *, kid: str, purpose: st
 
 def open_sealed(sealed: Sealed, private_key: X25519PrivateKey, *, purpose: str) -> bytes:
     """Open a :class:`Sealed`; raise :class:`SealError` if it does not authenticate."""
+    info = _info(purpose)
     try:
-        return _SUITE.decrypt(sealed.enc + sealed.ciphertext, private_key, info=_info(purpose))
+        return _SUITE.decrypt(sealed.enc + sealed.ciphertext, private_key, info=info)
     except (InvalidTag, ValueError) as exc:
         raise SealError("sealed payload does not open with this key") from exc

@@ -1,0 +1,109 @@
+"""Case and message documents as plain dicts: what every store adapter persists."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from hotline.crypto import Sealed
+from hotline.domain.audit import AuditHead
+from hotline.domain.case import Case, CaseMessage
+
+__all__ = ["case_from_doc", "case_to_doc", "message_from_doc", "message_to_doc"]
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def sealed_to_doc(sealed: Sealed | None) -> dict[str, Any] | None:
+    if sealed is None:
+        return None
+    return {"kid": sealed.kid, "enc": sealed.enc, "ciphertext": sealed.ciphertext}
+
+
+def sealed_from_doc(doc: dict[str, Any] | None) -> Sealed | None:
+    if doc is None:
+        return None
+    return Sealed(doc["kid"], bytes(doc["enc"]), bytes(doc["ciphertext"]))
+
+
+def case_to_doc(case: Case) -> dict[str, Any]:
+    """Times stay ``datetime`` and blobs ``bytes``; each adapter maps them to its types."""
+    return {
+        "id": case.id,
+        "submission_id": case.submission_id,
+        "reference": case.reference,
+        "kind": case.kind,
+        "category": case.category,
+        "severity": case.severity,
+        "status": case.status,
+        "unit": case.unit,
+        "channel": case.channel,
+        "opened_at": case.opened_at,
+        "received_at": case.received_at,
+        "due_at": case.due_at,
+        "locale": case.locale,
+        "content": sealed_to_doc(case.content),
+        "sealed_by": case.sealed_by,
+        "receipt_hash": case.receipt_hash,
+        "reply_key": case.reply_key,
+        "triage": dict(case.triage),
+        "workflow": dict(case.workflow),
+        "audit_head": None if case.audit_head is None else {
+            "seq": case.audit_head.seq, "hash": case.audit_head.hash},
+        "version": case.version,
+    }
+
+
+def case_from_doc(doc: dict[str, Any]) -> Case:
+    head = doc.get("audit_head")
+    due = doc.get("due_at")
+    reply_key = doc.get("reply_key")
+    return Case(
+        id=doc["id"],
+        submission_id=doc["submission_id"],
+        reference=doc["reference"],
+        kind=doc["kind"],
+        category=doc["category"],
+        severity=doc["severity"],
+        status=doc["status"],
+        unit=doc["unit"],
+        channel=doc["channel"],
+        opened_at=_aware(doc["opened_at"]),
+        received_at=_aware(doc["received_at"]),
+        due_at=None if due is None else _aware(due),
+        locale=doc.get("locale"),
+        content=cast(Sealed, sealed_from_doc(doc["content"])),
+        sealed_by=doc["sealed_by"],
+        receipt_hash=doc.get("receipt_hash"),
+        reply_key=None if reply_key is None else bytes(reply_key),
+        triage=doc.get("triage") or {},
+        workflow=doc.get("workflow") or {},
+        audit_head=None if not head else AuditHead(int(head["seq"]), head["hash"]),
+        version=int(doc.get("version", 1)),
+    )
+
+
+def message_to_doc(message: CaseMessage) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "case_id": message.case_id,
+        "at": message.at,
+        "author": message.author,
+        "actor": message.actor,
+        "sealed_for_org": sealed_to_doc(message.sealed_for_org),
+        "sealed_for_reporter": sealed_to_doc(message.sealed_for_reporter),
+    }
+
+
+def message_from_doc(doc: dict[str, Any]) -> CaseMessage:
+    return CaseMessage(
+        id=doc["id"],
+        case_id=doc["case_id"],
+        at=_aware(doc["at"]),
+        author=doc["author"],
+        actor=doc["actor"],
+        sealed_for_org=sealed_from_doc(doc.get("sealed_for_org")),
+        sealed_for_reporter=sealed_from_doc(doc.get("sealed_for_reporter")),
+    )

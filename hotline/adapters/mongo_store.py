@@ -1,0 +1,432 @@
+"""The distributed store: MongoDB through PyMongo's asyncio API (``AsyncMongoClient``).
+
+MongoDB has no multi-document transaction here (a replica set would allow one, but the
+hot path does not need it): each write is one atomic document operation and the
+unique indexes created by :meth:`MongoStore.open` decide every race. Opening a case is
+idempotent on the submission id: the case document carries the events and receipt of
+the attempt that created it (``pending``) until they are written, so whichever router
+sees the case next completes exactly that attempt, never a mix of two.
+
+Every query value is checked to be a plain string (or int/datetime where the domain
+says so) before it reaches a filter, so an operator object such as ``{"$gt": ""}`` can
+never be smuggled in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from hotline.adapters.codec import case_from_doc, case_to_doc, message_from_doc, message_to_doc
+from hotline.crypto import KeyRecord
+from hotline.domain.audit import AuditEvent
+from hotline.domain.case import Account, Case, CaseMessage, CaseQuery, ReceiptRecord
+from hotline.errors import ConcurrencyConflict, ContractError, NotFound
+from hotline.ports import (
+    AccountRepository,
+    AuditRepository,
+    CaseRepository,
+    KeyRepository,
+    PowRepository,
+    ReceiptRepository,
+    SequenceRepository,
+)
+
+__all__ = ["MongoStore"]
+
+Document = dict[str, Any]
+Collection = AsyncCollection[Document]
+
+_MAX_PAGE = 500
+_CLOSED = ["closed", "archived"]
+_PING_TIMEOUT = 5.0  # seconds
+
+
+def _text(value: object, name: str) -> str:
+    """Filter values are plain strings, never objects that could act as operators."""
+    if not isinstance(value, str):
+        raise ContractError(f"{name} must be a string", field=name)
+    return value
+
+
+def _moment(value: object, name: str) -> datetime:
+    if not isinstance(value, datetime):
+        raise ContractError(f"{name} must be a datetime", field=name)
+    return value
+
+
+def _aware(moment: datetime) -> datetime:
+    # A client built without tz_aware=True hands back naive datetimes; BSON dates are UTC.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _event_to_doc(event: AuditEvent) -> Document:
+    return {"case_id": event.case_id, "seq": event.seq, "at": event.at, "actor": event.actor,
+            "type": event.type, "prev_hash": event.prev_hash, "hash": event.hash,
+            "data": dict(event.data)}
+
+
+def _event_from_doc(doc: Mapping[str, Any]) -> AuditEvent:
+    return AuditEvent(case_id=doc["case_id"], seq=int(doc["seq"]), at=_aware(doc["at"]),
+                      actor=doc["actor"], type=doc["type"], prev_hash=doc["prev_hash"],
+                      hash=doc["hash"], data=dict(doc.get("data") or {}))
+
+
+def _case_to_mongo(case: Case) -> Document:
+    doc = case_to_doc(case)
+    doc["_id"] = doc.pop("id")
+    return doc
+
+
+def _case_from_mongo(doc: Mapping[str, Any]) -> Case:
+    return case_from_doc({**doc, "id": doc["_id"]})
+
+
+def _receipt_doc(receipt: ReceiptRecord) -> Document:
+    return {"_id": receipt.receipt_hash, "case_id": receipt.case_id,
+            "submission_id": receipt.submission_id}
+
+
+class _Cases:
+    def __init__(self, store: MongoStore) -> None:
+        self._store = store
+
+    async def open(self, case: Case, events: Sequence[AuditEvent],
+                   receipt: ReceiptRecord | None, *, reference_prefix: str) -> tuple[Case, bool]:
+        submission_id = _text(case.submission_id, "submission_id")
+        _text(case.id, "id")
+        prefix = _text(reference_prefix, "reference_prefix")
+        cases = self._store.collection("cases")
+        existing = await cases.find_one({"submission_id": submission_id})
+        created = False
+        if existing is None:
+            # A redelivery normally stops above; only a true race between two routers
+            # burns a number here, the one gap this store allows.
+            number = await self._store.sequences.next(f"reference:{prefix}")
+            doc = _case_to_mongo(replace(case, reference=f"{prefix}-{number:06d}",
+                                         audit_head=None))
+            doc["pending"] = {"events": [_event_to_doc(e) for e in events],
+                              "receipt": None if receipt is None else _receipt_doc(receipt)}
+            try:
+                await cases.insert_one(doc)
+                existing, created = doc, True
+            except DuplicateKeyError:
+                existing = await cases.find_one({"submission_id": submission_id})
+                if existing is None:
+                    raise ConcurrencyConflict(
+                        f"case {case.id} collides with another case") from None
+        return await self._complete(existing), created
+
+    async def _complete(self, doc: Mapping[str, Any]) -> Case:
+        """Write the events and receipt the case was created with, then its head."""
+        pending = doc.get("pending")
+        if pending is None:
+            return _case_from_mongo(doc)
+        audit = self._store.collection("audit")
+        for event in pending["events"]:
+            # DuplicateKeyError: a concurrent completion wrote the same event first.
+            with contextlib.suppress(DuplicateKeyError):
+                await audit.update_one({"case_id": event["case_id"], "seq": event["seq"]},
+                                       {"$setOnInsert": event}, upsert=True)
+        receipt = pending["receipt"]
+        if receipt is not None:
+            with contextlib.suppress(DuplicateKeyError):
+                await self._store.collection("receipts").update_one(
+                    {"_id": receipt["_id"]},
+                    {"$setOnInsert": {k: v for k, v in receipt.items() if k != "_id"}},
+                    upsert=True)
+        update: Document = {"$unset": {"pending": ""}}
+        if pending["events"]:
+            last = pending["events"][-1]
+            update["$set"] = {"audit_head": {"seq": last["seq"], "hash": last["hash"]}}
+        cases = self._store.collection("cases")
+        # Filtering on ``pending`` makes a late completer a no-op once another finished.
+        await cases.update_one({"_id": doc["_id"], "pending": {"$exists": True}}, update)
+        stored = await cases.find_one({"_id": doc["_id"]})
+        if stored is None:
+            raise NotFound(f"case {doc['_id']} vanished while opening")
+        return _case_from_mongo(stored)
+
+    async def _one(self, field: str, value: str) -> Case | None:
+        doc = await self._store.collection("cases").find_one({field: _text(value, field)})
+        return None if doc is None else _case_from_mongo(doc)
+
+    async def get(self, case_id: str) -> Case | None:
+        return await self._one("_id", case_id)
+
+    async def by_submission(self, submission_id: str) -> Case | None:
+        return await self._one("submission_id", submission_id)
+
+    async def by_reference(self, reference: str) -> Case | None:
+        return await self._one("reference", reference)
+
+    async def query(self, query: CaseQuery) -> builtins.list[Case]:
+        clauses: builtins.list[Document] = []
+        for field in ("kind", "status", "severity", "unit"):
+            value = getattr(query, field)
+            if value is not None:
+                clauses.append({field: _text(value, field)})
+        if query.units is not None:
+            if not isinstance(query.units, set | frozenset):
+                raise ContractError("units must be a set of strings", field="units")
+            clauses.append({"unit": {"$in": sorted(_text(u, "units") for u in query.units)}})
+        if query.overdue_at is not None:
+            clauses.append({"due_at": {"$lt": _moment(query.overdue_at, "overdue_at")},
+                            "status": {"$nin": _CLOSED}})
+        if query.after is not None:
+            if not isinstance(query.after, tuple) or len(query.after) != 2:
+                raise ContractError("cursor must be (opened_at, id)", field="cursor")
+            opened_at = _moment(query.after[0], "cursor")
+            case_id = _text(query.after[1], "cursor")
+            clauses.append({"$or": [{"opened_at": {"$lt": opened_at}},
+                                    {"opened_at": opened_at, "_id": {"$lt": case_id}}]})
+        if not isinstance(query.limit, int) or isinstance(query.limit, bool):
+            raise ContractError("limit must be an integer", field="limit")
+        limit = max(1, min(query.limit, _MAX_PAGE))  # 0 would mean "no limit" to MongoDB
+        cursor = (self._store.collection("cases")
+                  .find({"$and": clauses} if clauses else {})
+                  .sort([("opened_at", DESCENDING), ("_id", DESCENDING)])
+                  .limit(limit))
+        return [_case_from_mongo(doc) for doc in await cursor.to_list(None)]
+
+    async def count(self) -> int:
+        return await self._store.collection("cases").count_documents({})
+
+    async def add_message(self, message: CaseMessage) -> bool:
+        doc = message_to_doc(message)
+        doc["_id"] = _text(doc.pop("id"), "id")
+        try:
+            await self._store.collection("messages").insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def messages(self, case_id: str) -> builtins.list[CaseMessage]:
+        cursor = (self._store.collection("messages")
+                  .find({"case_id": _text(case_id, "case_id")})
+                  .sort([("at", ASCENDING), ("_id", ASCENDING)]))
+        return [message_from_doc({**doc, "id": doc["_id"]})
+                for doc in await cursor.to_list(None)]
+
+    async def set_status(self, case_id: str, status: str, *, expected_version: int) -> Case:
+        if not isinstance(expected_version, int) or isinstance(expected_version, bool):
+            raise ContractError("expected_version must be an integer", field="version")
+        cases = self._store.collection("cases")
+        doc = await cases.find_one_and_update(
+            {"_id": _text(case_id, "case_id"), "version": expected_version},
+            {"$set": {"status": _text(status, "status")}, "$inc": {"version": 1}},
+            return_document=ReturnDocument.AFTER)
+        if doc is not None:
+            return _case_from_mongo(doc)
+        if await cases.find_one({"_id": case_id}, {"_id": 1}) is None:
+            raise NotFound(f"case {case_id} does not exist")
+        raise ConcurrencyConflict(f"case {case_id} changed since version {expected_version}")
+
+
+class _Audit:
+    def __init__(self, store: MongoStore) -> None:
+        self._store = store
+
+    async def append(self, event: AuditEvent) -> None:
+        case_id = _text(event.case_id, "case_id")
+        cases = self._store.collection("cases")
+        if await cases.find_one({"_id": case_id}, {"_id": 1}) is None:
+            raise NotFound(f"case {case_id} does not exist")
+        try:
+            await self._store.collection("audit").insert_one(_event_to_doc(event))
+        except DuplicateKeyError:
+            raise ConcurrencyConflict(f"audit seq {event.seq} of {case_id} is taken") from None
+        # Two appenders may finish out of order; the head only ever moves forward.
+        await cases.update_one(
+            {"_id": case_id, "$or": [{"audit_head": None},
+                                     {"audit_head.seq": {"$lt": event.seq}}]},
+            {"$set": {"audit_head": {"seq": event.seq, "hash": event.hash}}})
+
+    async def events(self, case_id: str) -> builtins.list[AuditEvent]:
+        cursor = (self._store.collection("audit")
+                  .find({"case_id": _text(case_id, "case_id")}, {"_id": 0})
+                  .sort("seq", ASCENDING))
+        return [_event_from_doc(doc) for doc in await cursor.to_list(None)]
+
+    async def case_ids(self) -> AsyncIterator[str]:
+        # Cases and event owners both: a case whose events were all deleted, or events
+        # whose case was deleted, must still reach verification.
+        ids: set[str] = set()
+        async for doc in self._store.collection("cases").find({}, {"_id": 1}):
+            ids.add(doc["_id"])
+        ids.update(await self._store.collection("audit").distinct("case_id"))
+        for case_id in sorted(ids):
+            yield case_id
+
+
+class _Accounts:
+    def __init__(self, store: MongoStore) -> None:
+        self._store = store
+
+    async def add(self, account: Account) -> None:
+        doc: Document = {"_id": _text(account.username, "username"),
+                         "password_hash": account.password_hash, "role": account.role,
+                         "unit": account.unit, "created_at": account.created_at,
+                         "disabled": account.disabled,
+                         "must_change_password": account.must_change_password}
+        try:
+            await self._store.collection("accounts").insert_one(doc)
+        except DuplicateKeyError:
+            raise ConcurrencyConflict(f"account {account.username!r} exists") from None
+
+    @staticmethod
+    def _from_doc(doc: Mapping[str, Any]) -> Account:
+        return Account(username=doc["_id"], password_hash=doc["password_hash"],
+                       role=doc["role"], unit=doc["unit"], created_at=_aware(doc["created_at"]),
+                       disabled=bool(doc.get("disabled", False)),
+                       must_change_password=bool(doc.get("must_change_password", False)))
+
+    async def get(self, username: str) -> Account | None:
+        doc = await self._store.collection("accounts").find_one(
+            {"_id": _text(username, "username")})
+        return None if doc is None else self._from_doc(doc)
+
+    async def list(self) -> builtins.list[Account]:
+        cursor = self._store.collection("accounts").find({}).sort("_id", ASCENDING)
+        return [self._from_doc(doc) for doc in await cursor.to_list(None)]
+
+
+class _Receipts:
+    def __init__(self, store: MongoStore) -> None:
+        self._store = store
+
+    async def get(self, receipt_hash: str) -> ReceiptRecord | None:
+        doc = await self._store.collection("receipts").find_one(
+            {"_id": _text(receipt_hash, "receipt_hash")})
+        return None if doc is None else ReceiptRecord(doc["_id"], doc["case_id"],
+                                                      doc["submission_id"])
+
+
+class _Sequences:
+    def __init__(self, store: MongoStore) -> None:
+        self._store = store
+
+    async def next(self, name: str) -> int:
+        key = _text(name, "name")
+        sequences = self._store.collection("sequences")
+        for _attempt in range(2):
+            try:
+                doc = await sequences.find_one_and_update(
+                    {"_id": key}, {"$inc": {"value": 1}}, upsert=True,
+                    return_document=ReturnDocument.AFTER)
+            except DuplicateKeyError:
+                continue  # two first-ever upserts raced; the retry finds the document
+            if doc is not None:
+                return int(doc["value"])
+        raise ConcurrencyConflict(f"sequence {key!r} could not be advanced")
+
+
+class _Keys:
+    def __init__(self, store: MongoStore) -> None:
+        self._store = store
+
+    async def add(self, record: KeyRecord) -> None:
+        keys = self._store.collection("keys")
+        kid = _text(record.kid, "kid")
+        try:
+            await keys.insert_one({"_id": kid, "public_key": record.public_key,
+                                   "wrapped_private_key": record.wrapped_private_key,
+                                   "created_at": record.created_at, "active": True})
+        except DuplicateKeyError:
+            raise ConcurrencyConflict(f"key {kid} exists") from None
+        # New key first, old ones off second: a crash in between leaves two active keys
+        # (the newest wins), never none.
+        await keys.update_many({"_id": {"$ne": kid}, "active": True},
+                               {"$set": {"active": False}})
+
+    async def list(self) -> builtins.list[KeyRecord]:
+        cursor = (self._store.collection("keys").find({})
+                  .sort([("created_at", ASCENDING), ("_id", ASCENDING)]))
+        return [KeyRecord(doc["_id"], bytes(doc["public_key"]),
+                          bytes(doc["wrapped_private_key"]), _aware(doc["created_at"]),
+                          bool(doc["active"]))
+                for doc in await cursor.to_list(None)]
+
+
+class _Pow:
+    def __init__(self, store: MongoStore) -> None:
+        self._store = store
+
+    async def burn(self, challenge_id: str, expires_at: datetime) -> bool:
+        try:
+            await self._store.collection("pow").insert_one(
+                {"_id": _text(challenge_id, "challenge_id"),
+                 "expires_at": _moment(expires_at, "expires_at")})
+        except DuplicateKeyError:
+            return False
+        return True
+
+
+class MongoStore:
+    """The :class:`hotline.ports.Store` on one MongoDB database.
+
+    The store owns ``client``: :meth:`close` closes it.
+    """
+
+    def __init__(self, client: AsyncMongoClient[Document], database: str) -> None:
+        self._client = client
+        self._db = client[database]
+        # Annotated with the port types: Store's attributes are mutable, so they must match
+        # exactly (and mypy then checks each repository against its protocol).
+        self.cases: CaseRepository = _Cases(self)
+        self.audit: AuditRepository = _Audit(self)
+        self.accounts: AccountRepository = _Accounts(self)
+        self.receipts: ReceiptRepository = _Receipts(self)
+        self.sequences: SequenceRepository = _Sequences(self)
+        self.keys: KeyRepository = _Keys(self)
+        self.pow: PowRepository = _Pow(self)
+
+    @classmethod
+    def from_url(cls, url: str) -> MongoStore:
+        """A store on ``mongodb://…/DATABASE`` (database ``hotline`` when the path is empty)."""
+        client: AsyncMongoClient[Document] = AsyncMongoClient(url, tz_aware=True)
+        return cls(client, client.get_default_database("hotline").name)
+
+    def collection(self, name: str) -> Collection:
+        return self._db[name]
+
+    async def open(self) -> None:
+        cases = self.collection("cases")
+        await cases.create_index("submission_id", unique=True)
+        await cases.create_index("reference", unique=True)
+        await cases.create_index("receipt_hash", unique=True,
+                                 partialFilterExpression={"receipt_hash": {"$type": "string"}})
+        await cases.create_index([("opened_at", DESCENDING), ("_id", DESCENDING)])
+        await cases.create_index([("unit", ASCENDING), ("opened_at", DESCENDING),
+                                  ("_id", DESCENDING)])
+        await cases.create_index([("due_at", ASCENDING)],
+                                 partialFilterExpression={"due_at": {"$type": "date"}})
+        await self.collection("audit").create_index(
+            [("case_id", ASCENDING), ("seq", ASCENDING)], unique=True)
+        await self.collection("messages").create_index(
+            [("case_id", ASCENDING), ("at", ASCENDING), ("_id", ASCENDING)])
+        await self.collection("keys").create_index([("created_at", ASCENDING)])
+        # Burnt challenges are only needed until they expire; MongoDB's TTL monitor
+        # removes them (within a minute or so of expires_at).
+        await self.collection("pow").create_index("expires_at", expireAfterSeconds=0)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def ping(self) -> bool:
+        """Whether the server answers within a few seconds (readiness must not hang)."""
+        try:
+            async with asyncio.timeout(_PING_TIMEOUT):
+                await self._client.admin.command("ping")
+        except (PyMongoError, TimeoutError):
+            return False
+        return True

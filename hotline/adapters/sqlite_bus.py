@@ -1,0 +1,261 @@
+"""The embedded durable queue: bus semantics of RabbitMQ on a SQLite file.
+
+Same topology as the broker (topic bindings from :mod:`hotline.topology`), same
+at-least-once contract: a delivered message is leased, deleted on ack, parked on reject,
+made visible again with backoff on retry and parked once it reaches the delivery limit.
+A consumer that starts releases every lease of its queue, so messages in flight when a
+process died are delivered again (handlers are idempotent on the message id).
+
+Publishes that arrive while a commit is running are committed together (group commit):
+each caller still returns only after its own message is durable (``synchronous=FULL``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from hotline.bus import deliver
+from hotline.errors import BusUnavailable
+from hotline.logging import get_logger
+from hotline.ports import Handler, Message, Outcome
+from hotline.topology import PARKING_QUEUE, QUEUES, matches
+
+__all__ = ["SqliteBus"]
+
+_log = get_logger("hotline.bus.sqlite")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bus_messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    routing_key TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    correlation_id TEXT,
+    headers TEXT NOT NULL,
+    body BLOB NOT NULL,
+    delivery_count INTEGER NOT NULL DEFAULT 0,
+    visible_at REAL NOT NULL DEFAULT 0,
+    leased INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS bus_messages_ready ON bus_messages (queue, visible_at, seq);
+CREATE TABLE IF NOT EXISTS bus_parked (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    routing_key TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    correlation_id TEXT,
+    headers TEXT NOT NULL,
+    body BLOB NOT NULL,
+    delivery_count INTEGER NOT NULL,
+    parked_at REAL NOT NULL,
+    reason TEXT NOT NULL
+);
+"""
+
+_COLUMNS = "seq, queue, routing_key, message_id, correlation_id, headers, body, delivery_count"
+
+
+class SqliteBus:
+    """:class:`hotline.ports.Bus` on a SQLite file (the embedded mode's queue)."""
+
+    def __init__(self, path: Path | str, *, delivery_limit: int = 5, lease_seconds: float = 60.0,
+                 poll_seconds: float = 0.2, retry_backoff_seconds: float = 0.5) -> None:
+        self.path = Path(path)
+        self.delivery_limit = delivery_limit
+        self._lease = lease_seconds
+        self._poll = poll_seconds
+        self._backoff = retry_backoff_seconds
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._pending: list[tuple[Message, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._arrived = asyncio.Event()
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = await aiosqlite.connect(self.path, isolation_level=None)
+            await db.execute("PRAGMA busy_timeout = 10000")
+            await db.execute("PRAGMA journal_mode = WAL")
+            # FULL: a publish that returned survives a power cut, not only a crash.
+            await db.execute("PRAGMA synchronous = FULL")
+            await db.executescript(_SCHEMA)
+        except Exception as exc:  # noqa: BLE001 — every failure to open means the same
+            raise BusUnavailable(f"cannot open the embedded queue {self.path}: {exc}") from exc
+        self._db = db
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._flusher
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def ping(self) -> bool:
+        if self._db is None:
+            return False
+        try:
+            async with self._lock:
+                await self._db.execute("SELECT 1")
+        except Exception:  # noqa: BLE001 — readiness is a yes/no question
+            return False
+        return True
+
+    def _conn(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise BusUnavailable("the embedded queue is not open")
+        return self._db
+
+    # -- publishing -------------------------------------------------------------------
+
+    async def publish(self, message: Message) -> None:
+        self._conn()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((message, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            rows = [
+                (queue.name, m.routing_key, m.message_id, m.correlation_id,
+                 json.dumps(dict(m.headers)), m.body)
+                for m, _ in batch for queue in QUEUES
+                if any(matches(b, m.routing_key) for b in queue.bindings)
+            ]
+            try:
+                async with self._lock:
+                    db = self._conn()
+                    await db.execute("BEGIN IMMEDIATE")
+                    try:
+                        await db.executemany(
+                            "INSERT INTO bus_messages (queue, routing_key, message_id,"
+                            " correlation_id, headers, body) VALUES (?, ?, ?, ?, ?, ?)", rows)
+                        await db.execute("COMMIT")
+                    except BaseException:
+                        await db.execute("ROLLBACK")
+                        raise
+            except Exception as exc:  # noqa: BLE001 — reported to every waiting publisher
+                error = BusUnavailable(f"embedded queue did not take the message: {exc}")
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+            if rows:
+                self._arrived.set()
+
+    # -- consuming --------------------------------------------------------------------
+
+    async def consume(self, queue: str, handler: Handler, *, prefetch: int = 32) -> None:
+        async with self._lock:
+            # Leases of a consumer that died are released: its messages are due again.
+            await self._conn().execute(
+                "UPDATE bus_messages SET leased = 0, visible_at = 0 WHERE queue = ? AND leased = 1",
+                (queue,))
+        while True:
+            batch = await self._claim(queue, prefetch)
+            if not batch:
+                self._arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait(), self._poll)
+                continue
+            outcomes = await asyncio.gather(*(deliver(handler, m) for _, m in batch))
+            await self._settle(queue, list(zip(batch, outcomes, strict=True)))
+
+    async def _claim(self, queue: str, limit: int) -> list[tuple[int, Message]]:
+        now = time.time()
+        async with self._lock:
+            cursor = await self._conn().execute(
+                "UPDATE bus_messages SET leased = 1, visible_at = ?,"
+                " delivery_count = delivery_count + 1"
+                " WHERE seq IN (SELECT seq FROM bus_messages WHERE queue = ? AND visible_at <= ?"
+                f" ORDER BY seq LIMIT ?) RETURNING {_COLUMNS}",
+                (now + self._lease, queue, now, limit))
+            rows = await cursor.fetchall()
+        rows = sorted(rows, key=lambda r: int(r[0]))
+        return [(int(r[0]), _message(r, delivery_count=int(r[7]) - 1)) for r in rows]
+
+    async def _settle(self, queue: str,
+                      results: list[tuple[tuple[int, Message], Outcome]]) -> None:
+        now = time.time()
+        async with self._lock:
+            db = self._conn()
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                for (seq, message), outcome in results:
+                    attempts = message.delivery_count + 1
+                    if outcome is Outcome.ACK:
+                        await db.execute("DELETE FROM bus_messages WHERE seq = ?", (seq,))
+                    elif outcome is Outcome.REJECT or attempts >= self.delivery_limit:
+                        reason = "rejected" if outcome is Outcome.REJECT else "delivery limit"
+                        await self._park(db, seq, reason, now)
+                    else:
+                        await db.execute(
+                            "UPDATE bus_messages SET leased = 0, visible_at = ? WHERE seq = ?",
+                            (now + self._backoff * attempts, seq))
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+        _ = queue
+
+    @staticmethod
+    async def _park(db: aiosqlite.Connection, seq: int, reason: str, now: float) -> None:
+        await db.execute(
+            "INSERT INTO bus_parked (queue, routing_key, message_id, correlation_id, headers,"
+            " body, delivery_count, parked_at, reason) SELECT queue, routing_key, message_id,"
+            " correlation_id, headers, body, delivery_count, ?, ? FROM bus_messages"
+            " WHERE seq = ?", (now, reason, seq))
+        await db.execute("DELETE FROM bus_messages WHERE seq = ?", (seq,))
+
+    # -- parking queue ----------------------------------------------------------------
+
+    async def parked(self, limit: int = 100) -> list[Message]:
+        async with self._lock:
+            cursor = await self._conn().execute(
+                f"SELECT {_COLUMNS} FROM bus_parked ORDER BY seq LIMIT ?", (limit,))  # noqa: S608
+            rows = await cursor.fetchall()
+        return [_message(r, delivery_count=int(r[7])) for r in rows]
+
+    async def replay_parked(self, message_id: str | None = None) -> int:
+        async with self._lock:
+            db = self._conn()
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                where, params = ("WHERE message_id = ?", (message_id,)) if message_id else ("", ())
+                cursor = await db.execute(
+                    f"SELECT {_COLUMNS} FROM bus_parked {where} ORDER BY seq", params)  # noqa: S608
+                rows = list(await cursor.fetchall())
+                for row in rows:
+                    await db.execute(
+                        "INSERT INTO bus_messages (queue, routing_key, message_id, correlation_id,"
+                        " headers, body) VALUES (?, ?, ?, ?, ?, ?)",
+                        (row[1], row[2], row[3], row[4], row[5], row[6]))
+                    await db.execute("DELETE FROM bus_parked WHERE seq = ?", (row[0],))
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+        if rows:
+            self._arrived.set()
+            _log.info("parking.replayed", count=len(rows), queue=PARKING_QUEUE)
+        return len(rows)
+
+
+def _message(row: Any, *, delivery_count: int) -> Message:
+    return Message(routing_key=row[2], message_id=row[3], body=bytes(row[6]),
+                   correlation_id=row[4], headers=json.loads(row[5]),
+                   delivery_count=delivery_count)

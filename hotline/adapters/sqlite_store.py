@@ -1,0 +1,454 @@
+"""The embedded store: one SQLite file (WAL), used by ``hotline dev`` and small installs.
+
+All statements of one operation run under one asyncio lock on one connection, so an
+operation is one transaction and no other coroutine's statements interleave with it.
+Other processes (``hotline officer add`` while ``hotline dev`` runs) share the file
+through SQLite's own locking (busy timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from hotline.adapters.codec import case_from_doc, case_to_doc, message_from_doc, message_to_doc
+from hotline.contract import format_time
+from hotline.crypto import KeyRecord
+from hotline.domain.audit import AuditEvent, AuditHead
+from hotline.domain.case import Account, Case, CaseMessage, CaseQuery, ReceiptRecord
+from hotline.errors import ConcurrencyConflict, ContractError, NotFound, StoreUnavailable
+from hotline.ports import (
+    AccountRepository,
+    AuditRepository,
+    CaseRepository,
+    KeyRepository,
+    PowRepository,
+    ReceiptRepository,
+    SequenceRepository,
+)
+
+__all__ = ["SqliteStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cases (
+    id TEXT PRIMARY KEY,
+    submission_id TEXT NOT NULL UNIQUE,
+    reference TEXT NOT NULL UNIQUE,
+    receipt_hash TEXT UNIQUE,
+    kind TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    status TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    opened_at TEXT NOT NULL,
+    due_at TEXT,
+    version INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cases_by_opened ON cases (opened_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS cases_by_unit ON cases (unit, opened_at DESC);
+CREATE INDEX IF NOT EXISTS cases_by_due ON cases (due_at) WHERE due_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS audit_events (
+    case_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    type TEXT NOT NULL,
+    data TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (case_id, seq)
+);
+CREATE TABLE IF NOT EXISTS accounts (username TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS receipts (
+    receipt_hash TEXT PRIMARY KEY, case_id TEXT NOT NULL, submission_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sequences (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS keys (
+    kid TEXT PRIMARY KEY, public_key BLOB NOT NULL, wrapped_private_key BLOB NOT NULL,
+    created_at TEXT NOT NULL, active INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS pow_burnt (challenge_id TEXT PRIMARY KEY, expires_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS case_messages (
+    id TEXT PRIMARY KEY, case_id TEXT NOT NULL, at TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS case_messages_by_case ON case_messages (case_id, at);
+"""
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"__time__": format_time(value)}
+    if isinstance(value, bytes):
+        return {"__b64__": base64.b64encode(value).decode("ascii")}
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def _decode(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1:
+        if "__time__" in obj:
+            return datetime.fromisoformat(obj["__time__"].replace("Z", "+00:00"))
+        if "__b64__" in obj:
+            return base64.b64decode(obj["__b64__"])
+    return obj
+
+
+def _dumps(doc: Any) -> str:
+    return json.dumps(doc, default=_encode, ensure_ascii=False, separators=(",", ":"))
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text, object_hook=_decode)
+
+
+def _time(moment: datetime) -> str:
+    return format_time(moment)
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _text(value: object, name: str) -> str:
+    """Query values are plain strings, never objects that could act as operators."""
+    if not isinstance(value, str):
+        raise ContractError(f"{name} must be a string", field=name)
+    return value
+
+
+class _Base:
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+
+class _Cases(_Base):
+    async def open(self, case: Case, events: Sequence[AuditEvent],
+                   receipt: ReceiptRecord | None, *, reference_prefix: str) -> tuple[Case, bool]:
+        async with self._store.transaction() as db:
+            existing = await self._by("submission_id", case.submission_id, db)
+            if existing is not None:
+                # Complete what an earlier attempt may have left (it cannot here, SQLite
+                # commits all or nothing, but the contract is the same for every store).
+                await _insert_events(db, events, ignore=True)
+                if receipt is not None:
+                    await _insert_receipt(db, receipt)
+                return existing, False
+            cursor = await db.execute(
+                "INSERT INTO sequences (name, value) VALUES (?, 1) "
+                "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
+                (reference_prefix,))
+            row = await cursor.fetchone()
+            assert row is not None
+            head = events[-1] if events else None
+            stored = replace(case, reference=f"{reference_prefix}-{row[0]:06d}",
+                             audit_head=None if head is None else AuditHead(head.seq, head.hash))
+            await db.execute(
+                "INSERT INTO cases (id, submission_id, reference, receipt_hash, kind, severity,"
+                " status, unit, opened_at, due_at, version, doc)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (stored.id, stored.submission_id, stored.reference, stored.receipt_hash,
+                 stored.kind, stored.severity, stored.status, stored.unit,
+                 _time(stored.opened_at), None if stored.due_at is None else _time(stored.due_at),
+                 stored.version, _dumps(case_to_doc(stored))))
+            await _insert_events(db, events, ignore=False)
+            if receipt is not None:
+                await _insert_receipt(db, receipt)
+            return stored, True
+
+    async def _by(self, column: str, value: str, db: aiosqlite.Connection) -> Case | None:
+        cursor = await db.execute(f"SELECT doc FROM cases WHERE {column} = ?",  # noqa: S608 — column names are ours
+                                  (_text(value, column),))
+        row = await cursor.fetchone()
+        return None if row is None else case_from_doc(_loads(row[0]))
+
+    async def get(self, case_id: str) -> Case | None:
+        async with self._store.transaction() as db:
+            return await self._by("id", case_id, db)
+
+    async def by_submission(self, submission_id: str) -> Case | None:
+        async with self._store.transaction() as db:
+            return await self._by("submission_id", submission_id, db)
+
+    async def by_reference(self, reference: str) -> Case | None:
+        async with self._store.transaction() as db:
+            return await self._by("reference", reference, db)
+
+    async def query(self, query: CaseQuery) -> list[Case]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column in ("kind", "status", "severity", "unit"):
+            value = getattr(query, column)
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(_text(value, column))
+        if query.units is not None:
+            units = [_text(u, "units") for u in sorted(query.units)]
+            if not units:
+                return []
+            clauses.append(f"unit IN ({', '.join('?' for _ in units)})")
+            params.extend(units)
+        if query.overdue_at is not None:
+            clauses.append("due_at IS NOT NULL AND due_at < ? AND status NOT IN "
+                           "('closed', 'archived')")
+            params.append(_time(query.overdue_at))
+        if query.after is not None:
+            opened_at, case_id = query.after
+            clauses.append("(opened_at < ? OR (opened_at = ? AND id < ?))")
+            params.extend([_time(opened_at), _time(opened_at), _text(case_id, "cursor")])
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        limit = max(1, min(int(query.limit), 500))
+        sql = f"SELECT doc FROM cases {where} ORDER BY opened_at DESC, id DESC LIMIT {limit}"  # noqa: S608 — only our placeholders
+        async with self._store.transaction() as db:
+            cursor = await db.execute(sql, params)
+            rows = await cursor.fetchall()
+        return [case_from_doc(_loads(row[0])) for row in rows]
+
+    async def count(self) -> int:
+        async with self._store.transaction() as db:
+            cursor = await db.execute("SELECT COUNT(*) FROM cases")
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def add_message(self, message: CaseMessage) -> bool:
+        async with self._store.transaction() as db:
+            cursor = await db.execute(
+                "INSERT OR IGNORE INTO case_messages (id, case_id, at, doc) VALUES (?, ?, ?, ?)",
+                (message.id, message.case_id, _time(message.at),
+                 _dumps(message_to_doc(message))))
+            return cursor.rowcount == 1
+
+    async def messages(self, case_id: str) -> list[CaseMessage]:
+        async with self._store.transaction() as db:
+            cursor = await db.execute(
+                "SELECT doc FROM case_messages WHERE case_id = ? ORDER BY at, id",
+                (_text(case_id, "case_id"),))
+            rows = await cursor.fetchall()
+        return [message_from_doc(_loads(row[0])) for row in rows]
+
+    async def set_status(self, case_id: str, status: str, *, expected_version: int) -> Case:
+        async with self._store.transaction() as db:
+            case = await self._by("id", case_id, db)
+            if case is None:
+                raise NotFound(f"case {case_id} does not exist")
+            if case.version != expected_version:
+                raise ConcurrencyConflict(f"case {case_id} changed (version {case.version})")
+            updated = replace(case, status=status, version=case.version + 1)
+            await db.execute(
+                "UPDATE cases SET status = ?, version = ?, doc = ? WHERE id = ? AND version = ?",
+                (status, updated.version, _dumps(case_to_doc(updated)), case_id,
+                 expected_version))
+            return updated
+
+
+async def _insert_events(db: aiosqlite.Connection, events: Sequence[AuditEvent], *,
+                         ignore: bool) -> None:
+    verb = "INSERT OR IGNORE" if ignore else "INSERT"
+    await db.executemany(
+        f"{verb} INTO audit_events (case_id, seq, at, actor, type, data, prev_hash, hash)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(e.case_id, e.seq, _time(e.at), e.actor, e.type, _dumps(dict(e.data)), e.prev_hash,
+          e.hash) for e in events])
+
+
+async def _insert_receipt(db: aiosqlite.Connection, receipt: ReceiptRecord) -> None:
+    await db.execute(
+        "INSERT OR IGNORE INTO receipts (receipt_hash, case_id, submission_id) VALUES (?, ?, ?)",
+        (receipt.receipt_hash, receipt.case_id, receipt.submission_id))
+
+
+class _Audit(_Base):
+    async def append(self, event: AuditEvent) -> None:
+        async with self._store.transaction() as db:
+            try:
+                await _insert_events(db, [event], ignore=False)
+            except aiosqlite.IntegrityError:
+                raise ConcurrencyConflict(
+                    f"audit seq {event.seq} of {event.case_id} is taken") from None
+            cursor = await db.execute("SELECT doc FROM cases WHERE id = ?", (event.case_id,))
+            row = await cursor.fetchone()
+            if row is None:
+                raise NotFound(f"case {event.case_id} does not exist")
+            doc = _loads(row[0])
+            head = doc.get("audit_head") or {"seq": 0}
+            if event.seq > head["seq"]:
+                doc["audit_head"] = {"seq": event.seq, "hash": event.hash}
+                await db.execute("UPDATE cases SET doc = ? WHERE id = ?",
+                                 (_dumps(doc), event.case_id))
+
+    async def events(self, case_id: str) -> list[AuditEvent]:
+        async with self._store.transaction() as db:
+            cursor = await db.execute(
+                "SELECT case_id, seq, at, actor, type, data, prev_hash, hash FROM audit_events"
+                " WHERE case_id = ? ORDER BY seq", (_text(case_id, "case_id"),))
+            rows = await cursor.fetchall()
+        return [AuditEvent(case_id=r[0], seq=r[1], at=_parse_time(r[2]), actor=r[3], type=r[4],
+                           data=_loads(r[5]), prev_hash=r[6], hash=r[7]) for r in rows]
+
+    async def case_ids(self) -> AsyncIterator[str]:
+        async with self._store.transaction() as db:
+            cursor = await db.execute(
+                "SELECT id FROM cases UNION SELECT DISTINCT case_id FROM audit_events ORDER BY 1")
+            rows = await cursor.fetchall()
+        for row in rows:
+            yield row[0]
+
+
+class _Accounts(_Base):
+    @staticmethod
+    def _to_doc(account: Account) -> str:
+        return _dumps({**account.__dict__})
+
+    async def add(self, account: Account) -> None:
+        async with self._store.transaction() as db:
+            try:
+                await db.execute("INSERT INTO accounts (username, doc) VALUES (?, ?)",
+                                 (account.username, self._to_doc(account)))
+            except aiosqlite.IntegrityError:
+                raise ConcurrencyConflict(f"account {account.username!r} exists") from None
+
+    async def get(self, username: str) -> Account | None:
+        async with self._store.transaction() as db:
+            cursor = await db.execute("SELECT doc FROM accounts WHERE username = ?",
+                                      (_text(username, "username"),))
+            row = await cursor.fetchone()
+        return None if row is None else Account(**_loads(row[0]))
+
+    async def list(self) -> list[Account]:
+        async with self._store.transaction() as db:
+            cursor = await db.execute("SELECT doc FROM accounts ORDER BY username")
+            rows = await cursor.fetchall()
+        return [Account(**_loads(row[0])) for row in rows]
+
+
+class _Receipts(_Base):
+    async def get(self, receipt_hash: str) -> ReceiptRecord | None:
+        async with self._store.transaction() as db:
+            cursor = await db.execute(
+                "SELECT receipt_hash, case_id, submission_id FROM receipts WHERE receipt_hash = ?",
+                (_text(receipt_hash, "receipt_hash"),))
+            row = await cursor.fetchone()
+        return None if row is None else ReceiptRecord(row[0], row[1], row[2])
+
+
+class _Sequences(_Base):
+    async def next(self, name: str) -> int:
+        async with self._store.transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO sequences (name, value) VALUES (?, 1) "
+                "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
+                (_text(name, "name"),))
+            row = await cursor.fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+class _Keys(_Base):
+    async def add(self, record: KeyRecord) -> None:
+        async with self._store.transaction() as db:
+            await db.execute("UPDATE keys SET active = 0")
+            try:
+                await db.execute(
+                    "INSERT INTO keys (kid, public_key, wrapped_private_key, created_at, active)"
+                    " VALUES (?, ?, ?, ?, 1)",
+                    (record.kid, record.public_key, record.wrapped_private_key,
+                     _time(record.created_at)))
+            except aiosqlite.IntegrityError:
+                raise ConcurrencyConflict(f"key {record.kid} exists") from None
+
+    async def list(self) -> list[KeyRecord]:
+        async with self._store.transaction() as db:
+            cursor = await db.execute(
+                "SELECT kid, public_key, wrapped_private_key, created_at, active FROM keys"
+                " ORDER BY created_at, kid")
+            rows = await cursor.fetchall()
+        return [KeyRecord(r[0], bytes(r[1]), bytes(r[2]), _parse_time(r[3]), bool(r[4]))
+                for r in rows]
+
+
+class _Pow(_Base):
+    async def burn(self, challenge_id: str, expires_at: datetime) -> bool:
+        async with self._store.transaction() as db:
+            await db.execute("DELETE FROM pow_burnt WHERE expires_at < ?",
+                             (_time(datetime.now(UTC)),))
+            cursor = await db.execute(
+                "INSERT OR IGNORE INTO pow_burnt (challenge_id, expires_at) VALUES (?, ?)",
+                (_text(challenge_id, "challenge_id"), _time(expires_at)))
+            return cursor.rowcount == 1
+
+
+class SqliteStore:
+    """The :class:`hotline.ports.Store` on one SQLite file."""
+
+    def __init__(self, path: Path | str, *, synchronous: str = "NORMAL") -> None:
+        self.path = Path(path)
+        self._synchronous = synchronous
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+        self.cases: CaseRepository = _Cases(self)
+        self.audit: AuditRepository = _Audit(self)
+        self.accounts: AccountRepository = _Accounts(self)
+        self.receipts: ReceiptRepository = _Receipts(self)
+        self.sequences: SequenceRepository = _Sequences(self)
+        self.keys: KeyRepository = _Keys(self)
+        self.pow: PowRepository = _Pow(self)
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = await aiosqlite.connect(self.path, isolation_level=None)
+            await db.execute("PRAGMA busy_timeout = 10000")
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute(f"PRAGMA synchronous = {self._synchronous}")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await db.executescript(_SCHEMA)
+        except Exception as exc:  # noqa: BLE001 — any failure to open is the same to callers
+            raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc
+        self._db = db
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def ping(self) -> bool:
+        if self._db is None:
+            return False
+        try:
+            async with self.transaction() as db:
+                await db.execute("SELECT 1")
+        except Exception:  # noqa: BLE001 — readiness is a yes/no question
+            return False
+        return True
+
+    def transaction(self) -> _Transaction:
+        if self._db is None:
+            raise StoreUnavailable("store is not open")
+        return _Transaction(self._db, self._lock)
+
+
+class _Transaction:
+    def __init__(self, db: aiosqlite.Connection, lock: asyncio.Lock) -> None:
+        self._db = db
+        self._lock = lock
+
+    async def __aenter__(self) -> aiosqlite.Connection:
+        await self._lock.acquire()
+        try:
+            await self._db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._lock.release()
+            raise
+        return self._db
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                await self._db.execute("COMMIT")
+            else:
+                await self._db.execute("ROLLBACK")
+        finally:
+            self._lock.release()

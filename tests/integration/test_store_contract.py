@@ -1,0 +1,438 @@
+"""The repository contract: every Store adapter (SQLite, MongoDB) passes these tests.
+
+Written only against :class:`hotline.ports.Store`; the ``store`` fixture
+(tests/support/mongo.py) runs each test once per adapter.
+"""
+
+# STYLE.md: asserts read `assert expected == actual`, which SIM300 calls a Yoda condition.
+# ruff: noqa: SIM300
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from hotline.crypto import KeyRecord, Sealed
+from hotline.domain.audit import AuditEvent, AuditHead, next_event, verify_chain
+from hotline.domain.case import Account, Case, CaseMessage, CaseQuery, ReceiptRecord, case_id_for
+from hotline.errors import ConcurrencyConflict, ContractError, NotFound
+from hotline.ports import Store
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 3, 1, 8, 0, 0, 123000, tzinfo=UTC)  # milliseconds only, as the domain keeps
+KID = "kid-0000000000001"
+
+
+def make_case(n: int, *, kind: str = "report", unit: str = "GD", status: str = "new",
+              severity: str = "general", opened_at: datetime | None = None,
+              due_at: datetime | None = None, submission_id: str | None = None) -> Case:
+    """Case number ``n`` as the router hands it to the store (reference still unset)."""
+    submission_id = submission_id or f"sub-{n:08d}"
+    opened = opened_at or T0 + timedelta(minutes=n)
+    return Case(
+        id=case_id_for(submission_id), submission_id=submission_id, reference="",
+        kind=kind,  # type: ignore[arg-type]
+        category="fraud" if kind == "report" else "billing", severity=severity,
+        status=status, unit=unit, channel="web", opened_at=opened,
+        received_at=opened - timedelta(seconds=2),
+        content=Sealed(KID, bytes([n % 256]) * 32, b"ciphertext-" + str(n).encode()),
+        sealed_by="browser", due_at=due_at, locale="zh-CN",
+        receipt_hash=f"{n:064x}", reply_key=b"\x07" * 32,
+        triage={"rules": ["keyword:贪污"], "score": 3}, workflow={"name": "report/general"})
+
+
+def first_events(case: Case, *, at: datetime | None = None) -> list[AuditEvent]:
+    """The chained events the router writes with a new case."""
+    opened = next_event(case.id, None, at=at or case.opened_at, actor="router",
+                        type_="case.opened", data={"severity": case.severity})
+    triaged = next_event(case.id, AuditHead(opened.seq, opened.hash), at=at or case.opened_at,
+                         actor="router", type_="case.triaged", data={"rules": ["r1"]})
+    return [opened, triaged]
+
+
+def receipt_for(case: Case) -> ReceiptRecord:
+    assert case.receipt_hash is not None
+    return ReceiptRecord(case.receipt_hash, case.id, case.submission_id)
+
+
+async def open_case(store: Store, case: Case, prefix: str = "R-2026") -> Case:
+    stored, created = await store.cases.open(case, first_events(case), receipt_for(case),
+                                             reference_prefix=prefix)
+    assert created
+    return stored
+
+
+def event_after(case: Case, head: AuditHead, *, minutes: int = 1,
+                type_: str = "case.viewed") -> AuditEvent:
+    return next_event(case.id, head, at=case.opened_at + timedelta(minutes=minutes),
+                      actor="officer-1", type_=type_)
+
+
+# --- opening cases -------------------------------------------------------------------
+
+
+async def test_open_allocates_gap_free_references_per_prefix(store: Store) -> None:
+    """References count 000001, 000002 … separately for each prefix."""
+    references = [
+        (await open_case(store, make_case(1))).reference,
+        (await open_case(store, make_case(2))).reference,
+        (await open_case(store, make_case(3, kind="complaint"), "C-2026")).reference,
+        (await open_case(store, make_case(4))).reference,
+    ]
+    assert ["R-2026-000001", "R-2026-000002", "C-2026-000001", "R-2026-000003"] == references
+
+
+async def test_open_stores_the_case_its_events_and_its_receipt(store: Store) -> None:
+    """The opened case reads back whole by id, submission and reference, with head and receipt."""
+    case = make_case(1, due_at=T0 + timedelta(days=3))
+    events = first_events(case)
+    stored, created = await store.cases.open(case, events, receipt_for(case),
+                                             reference_prefix="R-2026")
+    expected = replace(case, reference="R-2026-000001",
+                       audit_head=AuditHead(events[-1].seq, events[-1].hash))
+    assert created
+    assert expected == stored
+    assert expected == await store.cases.get(case.id)
+    assert expected == await store.cases.by_submission(case.submission_id)
+    assert expected == await store.cases.by_reference("R-2026-000001")
+    assert events == await store.audit.events(case.id)
+    assert receipt_for(case) == await store.receipts.get(f"{1:064x}")
+    assert 1 == await store.cases.count()
+
+
+async def test_open_without_receipt_or_events(store: Store) -> None:
+    """A case may come without a receipt (manual intake); its head then stays unset."""
+    case = replace(make_case(1), receipt_hash=None)
+    stored, created = await store.cases.open(case, [], None, reference_prefix="R-2026")
+    assert (replace(case, reference="R-2026-000001"), True) == (stored, created)
+    assert [] == await store.audit.events(case.id)
+
+
+async def test_open_again_returns_the_existing_case_and_changes_nothing(store: Store) -> None:
+    """A redelivered submission gets (existing, False), no second case and no burnt number."""
+    first = await open_case(store, make_case(1))
+    events = await store.audit.events(first.id)
+    later = replace(make_case(1), severity="major", opened_at=T0 + timedelta(hours=1))
+    again, created = await store.cases.open(
+        later, first_events(later, at=T0 + timedelta(hours=1)), receipt_for(later),
+        reference_prefix="R-2026")
+    assert (first, False) == (again, created)
+    assert 1 == await store.cases.count()
+    assert events == await store.audit.events(first.id)
+    assert "R-2026-000002" == (await open_case(store, make_case(2))).reference
+
+
+async def test_concurrent_opens_get_distinct_consecutive_references(store: Store) -> None:
+    """20 opens at once of distinct submissions take references 1..20 with no gap."""
+    cases = [make_case(n) for n in range(1, 21)]
+    stored = await asyncio.gather(*(open_case(store, case) for case in cases))
+    expected = [f"R-2026-{n:06d}" for n in range(1, 21)]
+    assert expected == sorted(case.reference for case in stored)
+    assert 20 == await store.cases.count()
+
+
+async def test_concurrent_opens_of_one_submission_create_one_case(store: Store) -> None:
+    """Ten routers opening the same submission at once create exactly one case."""
+    case = make_case(1)
+    results = await asyncio.gather(*(
+        store.cases.open(case, first_events(case), receipt_for(case), reference_prefix="R-2026")
+        for _ in range(10)))
+    assert 1 == sum(created for _, created in results)
+    assert 1 == len({(stored.id, stored.reference) for stored, _ in results})
+    assert 1 == await store.cases.count()
+    stored = await store.cases.get(case.id)
+    assert stored is not None
+    events = await store.audit.events(case.id)
+    assert first_events(case) == events
+    assert verify_chain(case.id, events, stored.audit_head) is None
+    assert receipt_for(case) == await store.receipts.get(f"{1:064x}")
+
+
+async def test_lookups_of_unknown_things_return_none(store: Store) -> None:
+    """get, by_submission, by_reference, receipts.get and accounts.get answer None."""
+    await open_case(store, make_case(1))
+    assert [None] * 5 == [
+        await store.cases.get("c_nothing"),
+        await store.cases.by_submission("nothing"),
+        await store.cases.by_reference("R-2026-000099"),
+        await store.receipts.get("f" * 64),
+        await store.accounts.get("nobody"),
+    ]
+
+
+# --- audit ---------------------------------------------------------------------------
+
+
+async def test_append_orders_events_and_moves_the_head(store: Store) -> None:
+    """Appended events come back ordered by seq and the case's head points at the last."""
+    case = await open_case(store, make_case(1))
+    assert case.audit_head is not None
+    third = event_after(case, case.audit_head)
+    fourth = event_after(case, AuditHead(third.seq, third.hash), minutes=2)
+    await store.audit.append(third)
+    await store.audit.append(fourth)
+    events = await store.audit.events(case.id)
+    stored = await store.cases.get(case.id)
+    assert stored is not None
+    assert [1, 2, 3, 4] == [event.seq for event in events]
+    assert [*first_events(make_case(1)), third, fourth] == events
+    assert AuditHead(4, fourth.hash) == stored.audit_head
+    assert verify_chain(case.id, events, stored.audit_head) is None
+
+
+async def test_append_of_a_taken_seq_conflicts(store: Store) -> None:
+    """Two writers appending the same seq: the second gets ConcurrencyConflict."""
+    case = await open_case(store, make_case(1))
+    assert case.audit_head is not None
+    await store.audit.append(event_after(case, case.audit_head, type_="case.viewed"))
+    with pytest.raises(ConcurrencyConflict):
+        await store.audit.append(event_after(case, case.audit_head, type_="case.noted"))
+    events = await store.audit.events(case.id)
+    assert ["case.opened", "case.triaged", "case.viewed"] == [event.type for event in events]
+
+
+async def test_the_head_never_moves_backwards(store: Store) -> None:
+    """An append that finishes after a later seq leaves the head on the later seq."""
+    case = await open_case(store, make_case(1))
+    assert case.audit_head is not None
+    third = event_after(case, case.audit_head)
+    fourth = event_after(case, AuditHead(third.seq, third.hash), minutes=2)
+    await store.audit.append(fourth)
+    await store.audit.append(third)
+    stored = await store.cases.get(case.id)
+    assert stored is not None
+    assert AuditHead(4, fourth.hash) == stored.audit_head
+
+
+async def test_append_to_an_unknown_case_is_not_found(store: Store) -> None:
+    """An event for a case that does not exist raises NotFound and is not kept."""
+    ghost = make_case(9)
+    with pytest.raises(NotFound):
+        await store.audit.append(first_events(ghost)[0])
+    assert [] == await store.audit.events(ghost.id)
+
+
+async def test_case_ids_lists_every_case(store: Store) -> None:
+    """audit.case_ids yields each case id once, in order."""
+    ids = sorted([(await open_case(store, make_case(n))).id for n in (2, 1, 3)])
+    assert ids == [case_id async for case_id in store.audit.case_ids()]
+
+
+# --- queries -------------------------------------------------------------------------
+
+PAST, FUTURE = T0 - timedelta(days=1), T0 + timedelta(days=30)
+NOW = T0 + timedelta(days=2)
+QUERY_CASES: dict[str, dict[str, Any]] = {
+    "a": dict(kind="report", unit="GD", status="new", severity="major", due_at=PAST),
+    "b": dict(kind="complaint", unit="GD", status="in_progress", severity="general"),
+    "c": dict(kind="report", unit="BJ", status="closed", severity="high", due_at=PAST),
+    "d": dict(kind="report", unit="BJ", status="new", severity="general", due_at=PAST),
+    "e": dict(kind="complaint", unit="HQ", status="new", severity="low", due_at=FUTURE),
+    "f": dict(kind="report", unit="GD-DESIGN", status="archived", severity="low", due_at=PAST),
+}
+
+
+async def open_query_cases(store: Store) -> dict[str, str]:
+    """Open the cases of QUERY_CASES, a first and f last; their ids by label."""
+    ids = {}
+    for n, (label, fields) in enumerate(QUERY_CASES.items(), start=1):
+        prefix = "R-2026" if fields["kind"] == "report" else "C-2026"
+        ids[label] = (await open_case(store, make_case(n, **fields), prefix)).id
+    return ids
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    (CaseQuery(units=None), "fedcba"),
+    (CaseQuery(units=None, kind="complaint"), "eb"),
+    (CaseQuery(units=None, status="new"), "eda"),
+    (CaseQuery(units=None, severity="low"), "fe"),
+    (CaseQuery(units=None, unit="GD"), "ba"),
+    (CaseQuery(units=frozenset({"GD", "GD-DESIGN"})), "fba"),
+    (CaseQuery(units=frozenset({"BJ"}), status="new"), "d"),
+    (CaseQuery(units=frozenset()), ""),
+    (CaseQuery(units=None, overdue_at=NOW), "da"),
+    (CaseQuery(units=frozenset({"GD"}), overdue_at=NOW), "a"),
+    (CaseQuery(units=None, overdue_at=T0 + timedelta(days=60)), "eda"),
+    (CaseQuery(units=None, limit=2), "fe"),
+], ids=["all", "kind", "status", "severity", "unit", "scope", "scope+status", "empty-scope",
+        "overdue", "overdue-in-scope", "overdue-later", "limit"])
+async def test_query_filters(store: Store, query: CaseQuery, expected: str) -> None:
+    """Each filter, the unit scope and the overdue clock select the right cases, newest first."""
+    ids = await open_query_cases(store)
+    found = await store.cases.query(query)
+    assert [ids[label] for label in expected] == [case.id for case in found]
+
+
+async def test_query_pages_each_case_exactly_once_newest_first(store: Store) -> None:
+    """Keyset pages of 10 over 25 cases (some opened at the same instant) miss and repeat none."""
+    cases = [make_case(n, opened_at=T0 + timedelta(minutes=n // 3)) for n in range(1, 26)]
+    for case in cases:
+        await open_case(store, case)
+    expected = [case.id for case in sorted(cases, key=lambda c: (c.opened_at, c.id),
+                                           reverse=True)]
+    pages: list[list[str]] = []
+    after: tuple[datetime, str] | None = None
+    for _ in range(5):  # bounded: a cursor that repeats its last case must fail, not hang
+        page = await store.cases.query(CaseQuery(units=None, after=after, limit=10))
+        if not page:
+            break
+        pages.append([case.id for case in page])
+        after = (page[-1].opened_at, page[-1].id)
+    assert [10, 10, 5] == [len(page) for page in pages]
+    assert expected == [case_id for page in pages for case_id in page]
+
+
+@pytest.mark.parametrize("field", ["kind", "status", "severity", "unit"])
+async def test_query_with_an_operator_string_matches_nothing(store: Store, field: str) -> None:
+    """A filter value that looks like a MongoDB operator is only a string that matches no case."""
+    await open_query_cases(store)
+    looks_like_operator: Any = '{"$gt": ""}'
+    query = replace(CaseQuery(units=None), **{field: looks_like_operator})
+    assert [] == await store.cases.query(query)
+
+
+@pytest.mark.parametrize("field", ["kind", "status", "severity", "unit"])
+async def test_query_with_an_operator_object_is_refused(store: Store, field: str) -> None:
+    """A filter value that is an object (operator injection) raises ContractError."""
+    await open_query_cases(store)
+    injected: Any = {"$gt": ""}
+    query = replace(CaseQuery(units=None), **{field: injected})
+    with pytest.raises(ContractError):
+        await store.cases.query(query)
+
+
+async def test_query_scope_with_a_non_string_unit_is_refused(store: Store) -> None:
+    """A unit scope holding anything but strings raises ContractError."""
+    await open_query_cases(store)
+    with pytest.raises(ContractError):
+        await store.cases.query(CaseQuery(units=frozenset({1})))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("lookup", ["get", "by_submission", "by_reference", "receipt",
+                                    "account", "messages", "events"])
+async def test_lookups_with_an_operator_object_are_refused(store: Store, lookup: str) -> None:
+    """Single-key lookups given an object instead of a string raise ContractError."""
+    await open_case(store, make_case(1))
+    injected: Any = {"$gt": ""}
+    calls = {
+        "get": store.cases.get, "by_submission": store.cases.by_submission,
+        "by_reference": store.cases.by_reference, "receipt": store.receipts.get,
+        "account": store.accounts.get, "messages": store.cases.messages,
+        "events": store.audit.events,
+    }
+    with pytest.raises(ContractError):
+        await calls[lookup](injected)
+
+
+# --- messages and status ---------------------------------------------------------------
+
+
+def make_message(n: int, case: Case, *, minutes: int) -> CaseMessage:
+    return CaseMessage(id=f"msg-{n}", case_id=case.id, at=T0 + timedelta(minutes=minutes),
+                       author="officer", actor="officer-1",
+                       sealed_for_org=Sealed(KID, b"\x02" * 32, b"org-" + bytes([n])),
+                       sealed_for_reporter=Sealed(KID, b"\x03" * 32, b"rep-" + bytes([n])))
+
+
+async def test_add_message_is_idempotent_and_messages_are_ordered_by_time(store: Store) -> None:
+    """A redelivered message id is refused once; messages() lists one case's by time."""
+    case = await open_case(store, make_case(1))
+    other = await open_case(store, make_case(2))
+    late, early = make_message(1, case, minutes=9), make_message(2, case, minutes=3)
+    anonymous = replace(make_message(3, case, minutes=5), author="reporter", actor="reporter",
+                        sealed_for_reporter=None)
+    added = [await store.cases.add_message(m) for m in (late, early, anonymous, late)]
+    await store.cases.add_message(make_message(4, other, minutes=1))
+    assert [True, True, True, False] == added
+    assert [early, anonymous, late] == await store.cases.messages(case.id)
+
+
+async def test_set_status_with_the_current_version(store: Store) -> None:
+    """The right version changes the status and moves the version on by one."""
+    case = await open_case(store, make_case(1))
+    updated = await store.cases.set_status(case.id, "in_progress", expected_version=1)
+    assert replace(case, status="in_progress", version=2) == updated
+    assert updated == await store.cases.get(case.id)
+
+
+async def test_set_status_with_a_stale_version_conflicts(store: Store) -> None:
+    """A stale version raises ConcurrencyConflict and leaves the case as it was."""
+    case = await open_case(store, make_case(1))
+    await store.cases.set_status(case.id, "in_progress", expected_version=1)
+    with pytest.raises(ConcurrencyConflict):
+        await store.cases.set_status(case.id, "closed", expected_version=1)
+    stored = await store.cases.get(case.id)
+    assert stored is not None
+    assert ("in_progress", 2) == (stored.status, stored.version)
+
+
+async def test_set_status_of_an_unknown_case_is_not_found(store: Store) -> None:
+    """set_status on a case id that does not exist raises NotFound."""
+    with pytest.raises(NotFound):
+        await store.cases.set_status("c_nothing", "closed", expected_version=1)
+
+
+# --- accounts, keys, proof of work, sequences --------------------------------------------
+
+
+def make_account(username: str, **changes: Any) -> Account:
+    account = Account(username=username, password_hash="$argon2id$v=19$dummy", role="officer",
+                      unit="GD", created_at=T0)
+    return replace(account, **changes)
+
+
+async def test_accounts_add_get_and_list(store: Store) -> None:
+    """Accounts read back whole, one by username and all ordered by username."""
+    bob = make_account("bob", role="supervisor", must_change_password=True)
+    alice = make_account("alice", unit="HQ", disabled=True)
+    await store.accounts.add(bob)
+    await store.accounts.add(alice)
+    assert bob == await store.accounts.get("bob")
+    assert [alice, bob] == await store.accounts.list()
+
+
+async def test_duplicate_username_conflicts(store: Store) -> None:
+    """Adding a username that exists raises ConcurrencyConflict and keeps the first account."""
+    await store.accounts.add(make_account("alice"))
+    with pytest.raises(ConcurrencyConflict):
+        await store.accounts.add(make_account("alice", role="admin"))
+    assert [make_account("alice")] == await store.accounts.list()
+
+
+async def test_keys_add_makes_only_the_newest_active(store: Store) -> None:
+    """Each added key becomes the only active one; list returns every key, oldest first."""
+    records = [KeyRecord(f"kid-{n}", bytes([n]) * 32, bytes([n + 10]) * 60,
+                         T0 + timedelta(days=n), active=True) for n in range(3)]
+    for record in records:
+        await store.keys.add(record)
+    expected = [replace(records[0], active=False), replace(records[1], active=False), records[2]]
+    assert expected == await store.keys.list()
+
+
+async def test_pow_challenge_burns_once(store: Store) -> None:
+    """The first burn of a challenge succeeds, a replay does not, another challenge does."""
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=5)
+    assert [True, False, True] == [
+        await store.pow.burn("challenge-1", expires),
+        await store.pow.burn("challenge-1", expires),
+        await store.pow.burn("challenge-2", expires),
+    ]
+
+
+async def test_sequences_under_concurrency(store: Store) -> None:
+    """50 concurrent next() calls yield 1..50 exactly; another name starts at 1."""
+    numbers = await asyncio.gather(*(store.sequences.next("export") for _ in range(50)))
+    assert list(range(1, 51)) == sorted(numbers)
+    assert 1 == await store.sequences.next("other")
+
+
+async def test_ping(store: Store) -> None:
+    """An open store answers ping True, a closed one False."""
+    assert await store.ping()
+    await store.close()
+    assert not await store.ping()
