@@ -221,13 +221,13 @@ class RabbitBus:
         moved = 0
         try:
             parking = await channel.get_queue(PARKING_QUEUE, ensure=True)
-            # Bounded by what is parked now, so a replayed message that is parked again
-            # while we work is not replayed twice in one call.
-            result = parking.declaration_result
-            print("COUNT", result.message_count)
-            for _ in range(result.message_count or 0):
-                incoming = await parking.get(no_ack=False, fail=False)
-                if incoming is None:
+            replayed: set[tuple[str | None, bytes]] = set()
+            while (incoming := await parking.get(no_ack=False, fail=False)) is not None:
+                identity = (incoming.message_id, incoming.body)
+                if identity in replayed:
+                    # Replayed by this call and already parked again: it waits for the
+                    # next replay rather than going round in a loop with its consumer.
+                    held.append(incoming)
                     break
                 if message_id is not None and incoming.message_id != message_id:
                     held.append(incoming)
@@ -237,6 +237,7 @@ class RabbitBus:
                     correlation_id=incoming.correlation_id,
                     headers={key: value for key, value in _text_headers(incoming.headers).items()
                              if key not in _DEATH_HEADERS}))
+                replayed.add(identity)
                 await incoming.ack()
                 moved += 1
         except _AMQP_FAILURES as exc:

@@ -7,6 +7,7 @@ from hotline.crypto._receipts import (
     generate_receipt,
     normalise_receipt,
     receipt_reply_private_key,
+    receipt_reply_public_key,
 )
 from hotline.crypto._sealing import (
     SUITE_NAME,
@@ -35,6 +36,7 @@ __all__ = [
     "normalise_receipt",
     "open_sealed",
     "receipt_reply_private_key",
+    "receipt_reply_public_key",
     "seal",
     "solve_pow",
 ]

@@ -1,0 +1,314 @@
+"""casework: the officers' API. Unit scope is applied in every store query."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+from prometheus_client import Counter
+
+from hotline.clock import utcnow
+from hotline.contract import format_time, parse_time
+from hotline.crypto import KeyRing, MasterKey, TokenSigner, open_sealed, seal
+from hotline.domain.case import SEVERITIES, Account, Case, CaseMessage, CaseQuery
+from hotline.errors import ContractError, SealError, UnknownKey
+from hotline.logging import get_logger
+from hotline.org import OrgTree
+from hotline.ports import Bus, Store
+from hotline.services import append_audit, load_keyring, verify_audit, verify_password
+from hotline.settings import Settings
+from hotline.web import ApiError, error_middleware, health_routes, read_json, security_headers_middleware
+from casework.openapi import OPENAPI
+
+__all__ = ["CaseworkDeps", "create_app"]
+
+_log = get_logger("hotline.casework")
+
+LOGINS = Counter("hotline_officer_logins_total", "Officer sign-in attempts", ["outcome"])
+CONTENT_OPENS = Counter("hotline_case_content_opened_total", "Case content opened by officers")
+
+_VERIFIERS = frozenset({"auditor", "admin", "supervisor"})
+_CASE_READERS = frozenset({"officer", "supervisor", "admin", "clerk"})
+
+
+@dataclass(frozen=True)
+class CaseworkDeps:
+    settings: Settings
+    store: Store
+    bus: Bus
+    org: OrgTree
+    master: MasterKey
+
+
+DEPS = web.AppKey("deps", CaseworkDeps)
+TOKENS = web.AppKey("tokens", TokenSigner)
+KEYRING = web.AppKey("keyring", dict[str, KeyRing])
+ACCOUNT = "account"
+
+
+async def _keyring(app: web.Application, kid: str) -> KeyRing:
+    holder = app[KEYRING]
+    ring = holder.get("ring")
+    if ring is None or kid not in ring:
+        ring = holder["ring"] = await load_keyring(app[DEPS].store, app[DEPS].master)
+    return ring
+
+
+@web.middleware
+async def auth_middleware(request: web.Request,
+                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                          ) -> web.StreamResponse:
+    public = request.path in ("/api/v1/auth/login", "/api/v1/openapi.json", "/healthz",
+                              "/readyz", "/metrics")
+    if public:
+        return await handler(request)
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        raise ApiError(401, "unauthorized", "sign in first")
+    try:
+        claims = request.app[TOKENS].verify(header.removeprefix("Bearer ").strip())
+    except ContractError:
+        raise ApiError(401, "unauthorized", "the session is invalid or expired") from None
+    account = await request.app[DEPS].store.accounts.get(str(claims.get("sub")))
+    if account is None or account.disabled:
+        raise ApiError(401, "unauthorized", "the account is not active")
+    request[ACCOUNT] = account
+    return await handler(request)
+
+
+def _account(request: web.Request) -> Account:
+    account: Account = request[ACCOUNT]
+    return account
+
+
+async def login(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    doc = await read_json(request, 8192)
+    username, password = doc.get("username"), doc.get("password")
+    if not isinstance(username, str) or not isinstance(password, str) or len(password) > 1024:
+        raise ApiError(400, "invalid_request", "username and password must be strings")
+    account = await deps.store.accounts.get(username) if len(username) <= 64 else None
+    if not verify_password(account, password):
+        LOGINS.labels("failed").inc()
+        raise ApiError(401, "unauthorized", "wrong username or password")
+    assert account is not None
+    LOGINS.labels("ok").inc()
+    _log.info("officer.signed_in", username=account.username, role=account.role)
+    token = request.app[TOKENS].issue({"sub": account.username, "role": account.role},
+                                      deps.settings.session_ttl_seconds)
+    return web.json_response({"token": token, "expires_in": deps.settings.session_ttl_seconds})
+
+
+def _scope(request: web.Request) -> frozenset[str]:
+    account = _account(request)
+    return request.app[DEPS].org.subtree(account.unit)
+
+
+def _choice(request: web.Request, name: str, choices: tuple[str, ...] | frozenset[str]
+            ) -> str | None:
+    value = request.query.get(name)
+    if value in (None, ""):
+        return None
+    if value not in choices:
+        raise ApiError(400, "invalid_request", f"{name} must be one of {', '.join(sorted(choices))}")
+    return value
+
+
+def _encode_cursor(case: Case) -> str:
+    raw = json.dumps([format_time(case.opened_at), case.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(text: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        opened, case_id = json.loads(raw)
+        if not isinstance(case_id, str):
+            raise ValueError
+        return parse_time(opened, field="cursor"), case_id
+    except (ValueError, TypeError, ContractError):
+        raise ApiError(400, "invalid_request", "cursor is not one this API issued") from None
+
+
+async def list_cases(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    account = _account(request)
+    if account.role == "auditor":
+        raise ApiError(403, "forbidden", "auditors read audit trails, not case lists")
+    scope = _scope(request)
+    unit = request.query.get("unit") or None
+    if unit is not None and unit not in deps.org:
+        raise ApiError(400, "invalid_request", "unit is not an organisation unit")
+    overdue = _choice(request, "overdue", ("true", "false"))
+    try:
+        limit = int(request.query.get("limit", "50"))
+    except ValueError:
+        raise ApiError(400, "invalid_request", "limit must be an integer") from None
+    if not 1 <= limit <= 200:
+        raise ApiError(400, "invalid_request", "limit must be between 1 and 200")
+    cursor = request.query.get("cursor")
+    query = CaseQuery(
+        units=scope, kind=_choice(request, "kind", ("report", "complaint")),
+        status=_choice(request, "status", ("new", "in_progress", "answered", "closed",
+                                           "archived")),
+        severity=_choice(request, "severity", SEVERITIES), unit=unit,
+        overdue_at=utcnow() if overdue == "true" else None,
+        after=_decode_cursor(cursor) if cursor else None, limit=limit + 1)
+    cases = await deps.store.cases.query(query)
+    page, more = cases[:limit], len(cases) > limit
+    return web.json_response({"items": [c.summary() for c in page],
+                              "next": _encode_cursor(page[-1]) if more and page else None})
+
+
+async def _visible_case(request: web.Request) -> Case:
+    case_id = request.match_info["case_id"]
+    if len(case_id) > 80:
+        raise ApiError(404, "not_found", "no such case")
+    store = request.app[DEPS].store
+    case = await store.cases.get(case_id)
+    if case is None:
+        case = await store.cases.by_reference(case_id)
+    # A case outside the caller's scope does not exist for them.
+    if case is None or case.unit not in _scope(request):
+        raise ApiError(404, "not_found", "no such case")
+    return case
+
+
+async def _open(request: web.Request, case: Case) -> dict[str, Any]:
+    purpose = "report" if case.kind == "report" else "complaint"
+    try:
+        ring = await _keyring(request.app, case.content.kid)
+        opened = open_sealed(case.content, ring.private_key(case.content.kid), purpose=purpose)
+        content: dict[str, Any] = json.loads(opened)
+    except (UnknownKey, SealError):
+        _log.error("case.content_unreadable", case_id=case.id, kid=case.content.kid)
+        raise ApiError(500, "content_unreadable",
+                       "the content does not open with the keys held here") from None
+    return content
+
+
+async def _messages(request: web.Request, case: Case) -> list[dict[str, Any]]:
+    out = []
+    for message in await request.app[DEPS].store.cases.messages(case.id):
+        body: str | None = None
+        if message.sealed_for_org is not None:
+            try:
+                ring = await _keyring(request.app, message.sealed_for_org.kid)
+                body = open_sealed(message.sealed_for_org,
+                                   ring.private_key(message.sealed_for_org.kid),
+                                   purpose="message").decode("utf-8", errors="replace")
+            except (UnknownKey, SealError):
+                body = None
+        out.append({"id": message.id, "from": message.author, "actor": message.actor,
+                    "at": format_time(message.at), "body": body})
+    return out
+
+
+async def get_case(request: web.Request) -> web.Response:
+    account = _account(request)
+    if account.role not in _CASE_READERS:
+        raise ApiError(403, "forbidden", "this role does not read case content")
+    case = await _visible_case(request)
+    reason = request.query.get("reason", "")[:200] or None
+    content = await _open(request, case)
+    await append_audit(request.app[DEPS].store, case.id, actor=account.username,
+                       type_="content.opened", data={"reason": reason} if reason else {})
+    CONTENT_OPENS.inc()
+    workflow = dict(case.workflow)
+    return web.json_response({
+        **case.summary(),
+        "content": content,
+        "workflow": {"name": workflow.get("name", ""), "state": workflow.get("state", case.status),
+                     "actions": list(workflow.get("actions", [])),
+                     "deadlines": list(workflow.get("deadlines", []))},
+        "triage": {"rules": list(case.triage.get("rules", [])),
+                   "explanation": case.triage.get("explanation")},
+        "messages": await _messages(request, case),
+    }, headers={"Cache-Control": "no-store"})
+
+
+async def get_audit(request: web.Request) -> web.Response:
+    case = await _visible_case(request) if _account(request).role != "auditor" else \
+        await _any_case(request)
+    events = await request.app[DEPS].store.audit.events(case.id)
+    return web.json_response({"case_id": case.id, "reference": case.reference,
+                              "events": [e.to_api() for e in events]})
+
+
+async def _any_case(request: web.Request) -> Case:
+    store = request.app[DEPS].store
+    case_id = request.match_info["case_id"][:80]
+    case = await store.cases.get(case_id) or await store.cases.by_reference(case_id)
+    if case is None:
+        raise ApiError(404, "not_found", "no such case")
+    return case
+
+
+async def audit_verify(request: web.Request) -> web.Response:
+    if _account(request).role not in _VERIFIERS:
+        raise ApiError(403, "forbidden", "only auditors, supervisors and admins verify")
+    report = await verify_audit(request.app[DEPS].store)
+    return web.json_response(report.to_api())
+
+
+async def post_message(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    account = _account(request)
+    if account.role not in ("officer", "supervisor"):
+        raise ApiError(403, "forbidden", "only officers and supervisors write to reporters")
+    case = await _visible_case(request)
+    doc = await read_json(request, deps.settings.max_body_bytes)
+    body = doc.get("body")
+    if set(doc) != {"body"} or not isinstance(body, str) or not body.strip():
+        raise ApiError(400, "invalid_request", "body must be a non-empty string")
+    ring = await _keyring(request.app, case.content.kid)
+    kid, public = ring.active_public_key()
+    plaintext = body.encode()
+    for_reporter = None if case.reply_key is None else seal(
+        plaintext, X25519PublicKey.from_public_bytes(case.reply_key), kid="receipt",
+        purpose="message")
+    message = CaseMessage(id=secrets.token_urlsafe(18), case_id=case.id, at=utcnow(),
+                          author="officer", actor=account.username,
+                          sealed_for_org=seal(plaintext, public, kid=kid, purpose="message"),
+                          sealed_for_reporter=for_reporter)
+    del plaintext, body
+    await deps.store.cases.add_message(message)
+    await append_audit(deps.store, case.id, actor=account.username, type_="message.sent",
+                       data={"message_id": message.id,
+                             "to": "reporter" if case.kind == "report" else "complainant"})
+    return web.json_response({"id": message.id, "at": format_time(message.at)}, status=201)
+
+
+async def openapi(_request: web.Request) -> web.Response:
+    return web.json_response(OPENAPI)
+
+
+def create_app(deps: CaseworkDeps) -> web.Application:
+    app = web.Application(middlewares=[error_middleware("casework"), security_headers_middleware,
+                                       auth_middleware],
+                          client_max_size=deps.settings.max_body_bytes + 4096)
+    app[DEPS] = deps
+    app[TOKENS] = TokenSigner(deps.master.derive("casework-session"), audience="casework")
+    app[KEYRING] = {}
+
+    async def ready() -> dict[str, bool]:
+        return {"store": await deps.store.ping(), "bus": await deps.bus.ping()}
+
+    app.add_routes([
+        web.post("/api/v1/auth/login", login),
+        web.get("/api/v1/cases", list_cases),
+        web.get("/api/v1/cases/{case_id}", get_case),
+        web.get("/api/v1/cases/{case_id}/audit", get_audit),
+        web.post("/api/v1/cases/{case_id}/messages", post_message),
+        web.get("/api/v1/audit/verify", audit_verify),
+        web.get("/api/v1/openapi.json", openapi),
+        *health_routes(ready),
+    ])
+    return app

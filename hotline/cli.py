@@ -1,0 +1,336 @@
+"""The ``hotline`` command line (CONTRACT §1).
+
+The shared kernel must not import the service packages, so the service entry points are
+loaded by name (``intake.app``, ``router.app``, ``casework.app``) when a command needs
+them: this module is the composition root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import signal
+import sys
+import tomllib
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from hotline.bootstrap import make_bus, make_store
+from hotline.crypto import MasterKey, ReceiptKeys
+from hotline.errors import HotlineError, SettingsError
+from hotline.logging import configure_logging, get_logger
+from hotline.org import OrgTree, load_org, validate_units
+from hotline.ports import Bus, Store
+from hotline.services import add_account, rotate_keys, verify_audit
+from hotline.settings import Settings, load_settings
+
+__all__ = ["main"]
+
+_log = get_logger("hotline.cli")
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)  # noqa: T201 — the CLI talks to its user on stdout
+
+
+@contextlib.asynccontextmanager
+async def _opened(settings: Settings, *, bus: bool = True) -> AsyncIterator[tuple[Store, Bus | None]]:
+    store = make_store(settings)
+    await store.open()
+    the_bus = make_bus(settings) if bus else None
+    try:
+        if the_bus is not None:
+            await the_bus.open()
+        yield store, the_bus
+    finally:
+        if the_bus is not None:
+            await the_bus.close()
+        await store.close()
+
+
+async def _serve(sites: Sequence[tuple[web.Application, str, int, str]],
+                 banner: Sequence[str] = ()) -> None:
+    """Run web apps until SIGINT/SIGTERM; print where each one listens."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runners: list[web.AppRunner] = []
+    try:
+        for app, host, port, label in sites:
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            runners.append(runner)
+            site = web.TCPSite(runner, host, port, reuse_address=True)
+            await site.start()
+            bound = runner.addresses[0][1] if runner.addresses else port
+            _say(f"  {label}: http://{host}:{bound}/")
+        for line in banner:
+            _say(line)
+        _say("Ready. Stop with Ctrl-C.")
+        await stop.wait()
+    finally:
+        _say("Stopping…")
+        for runner in reversed(runners):
+            await runner.cleanup()
+
+
+def _service(name: str) -> Any:
+    return importlib.import_module(name)
+
+
+async def _first_start(settings: Settings, store: Store, org: OrgTree) -> list[str]:
+    """Create keys and the admin account on a fresh data dir; lines to show once."""
+    master = MasterKey.load(settings.master_key_file, create=True)
+    ReceiptKeys.load(settings.receipt_key_file, create=True)
+    lines: list[str] = []
+    if not await store.keys.list():
+        record = await rotate_keys(store, master)
+        lines.append(f"Created the organisation key {record.kid} ({record.fingerprint}).")
+        lines.append(f"Back up {settings.master_key_file}: without it sealed reports "
+                     "cannot be opened.")
+    if not await store.accounts.list():
+        _, password = await add_account(store, org, "admin", unit=org.root.code, role="admin")
+        lines.append(f"Sign in as 'admin' with this one-time password: {password}")
+    return lines
+
+
+async def _dev(settings: Settings, args: argparse.Namespace) -> int:
+    org = load_org()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    async with _opened(settings) as (store, bus):
+        assert bus is not None
+        banner = await _first_start(settings, store, org)
+        master = MasterKey.load(settings.master_key_file)
+        receipts = ReceiptKeys.load(settings.receipt_key_file)
+        intake, router_app, router_worker, casework = (
+            _service("intake.app"), _service("router.app"), _service("router.worker"),
+            _service("casework.app"))
+        router = router_worker.Router(store=store, bus=bus, org=org, master=master)
+        consumer = asyncio.create_task(router_app.run_consumer(router))
+        _say(f"Hotline (embedded mode), data in {settings.data_dir}")
+        try:
+            await _serve([
+                (intake.create_app(intake.IntakeDeps(settings, store, bus, org, receipts)),
+                 args.host, args.public_port, "public  "),
+                (casework.create_app(casework.CaseworkDeps(settings, store, bus, org, master)),
+                 args.host, args.internal_port, "internal"),
+            ], banner)
+        finally:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+    return 0
+
+
+async def _run_service(settings: Settings, args: argparse.Namespace) -> int:
+    org = load_org()
+    port = args.port if args.port is not None else (settings.port or 0)
+    async with _opened(settings) as (store, bus):
+        assert bus is not None
+        if args.command == "intake":
+            intake = _service("intake.app")
+            receipts = ReceiptKeys.load(settings.receipt_key_file)
+            app = intake.create_app(intake.IntakeDeps(settings, store, bus, org, receipts))
+        elif args.command == "router":
+            router_app, router_worker = _service("router.app"), _service("router.worker")
+            master = MasterKey.load(settings.master_key_file)
+            app = router_app.create_app(router_worker.Router(store=store, bus=bus, org=org,
+                                                             master=master))
+        else:
+            casework = _service("casework.app")
+            master = MasterKey.load(settings.master_key_file)
+            app = casework.create_app(casework.CaseworkDeps(settings, store, bus, org, master))
+        _say(f"Hotline {args.command}")
+        await _serve([(app, args.host, port, args.command)])
+    return 0
+
+
+async def _officer_add(settings: Settings, args: argparse.Namespace) -> int:
+    org = load_org()
+    password = None
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    async with _opened(settings, bus=False) as (store, _):
+        try:
+            account, generated = await add_account(store, org, args.username, unit=args.unit,
+                                                   role=args.role, password=password)
+        except ValueError as exc:
+            _say(f"error: {exc}")
+            return 2
+        except HotlineError as exc:
+            _say(f"error: {exc}")
+            return 1
+    _say(f"Created {account.role} '{account.username}' in unit {account.unit}.")
+    if generated:
+        _say(f"One-time password: {generated}")
+    return 0
+
+
+async def _audit_verify(settings: Settings, args: argparse.Namespace) -> int:
+    async with _opened(settings, bus=False) as (store, _):
+        case_ids = None
+        if args.case:
+            case = await store.cases.by_reference(args.case) or await store.cases.get(args.case)
+            if case is None:
+                _say(f"error: no case {args.case}")
+                return 2
+            case_ids = [case.id]
+        report = await verify_audit(store, case_ids)
+        if report.ok:
+            _say(f"audit intact: {report.cases} case(s), {report.events} event(s) verified")
+            return 0
+        broken = report.first_broken
+        assert broken is not None
+        case = await store.cases.get(broken.case_id)
+        name = f"{case.reference} ({broken.case_id})" if case else broken.case_id
+        _say(f"audit BROKEN: case {name}, event seq {broken.seq}: {broken.reason}")
+        return 1
+
+
+async def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    async with _opened(settings, bus=False) as (store, _):
+        if args.action == "rotate":
+            master = MasterKey.load(settings.master_key_file, create=True)
+            ReceiptKeys.load(settings.receipt_key_file, create=True)
+            record = await rotate_keys(store, master)
+            _say(f"new active key {record.kid} fingerprint {record.fingerprint}")
+            return 0
+        records = await store.keys.list()
+        if not records:
+            _say("no keys yet; run 'hotline keys rotate'")
+            return 1
+        for record in records:
+            state = "active" if record.active else "retired (opens old cases)"
+            _say(f"{record.kid}  {record.fingerprint}  {record.created_at:%Y-%m-%d}  {state}")
+        return 0
+
+
+async def _queue(settings: Settings, args: argparse.Namespace) -> int:
+    async with _opened(settings) as (_, bus):
+        assert bus is not None
+        if args.action == "list":
+            parked = await bus.parked(args.limit)
+            for message in parked:
+                _say(f"{message.message_id}  {message.routing_key}  deliveries="
+                     f"{message.delivery_count}  {len(message.body)} bytes")
+            _say(f"{len(parked)} parked message(s)")
+            return 0
+        moved = await bus.replay_parked(args.id)
+        _say(f"replayed {moved} message(s)")
+        return 0
+
+
+def _config_check(path: Path) -> int:
+    try:
+        doc = tomllib.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        _say(f"{path}: cannot read: {exc.strerror}")
+        return 2
+    except tomllib.TOMLDecodeError as exc:
+        _say(f"{path}: not valid TOML: {exc}")
+        return 1
+    errors: list[str] = []
+    if "unit" in doc:
+        errors += validate_units(doc, str(path))
+    known = {"unit"}
+    with contextlib.suppress(ImportError):
+        checker = importlib.import_module("hotline.config_check")
+        errors += checker.validate(doc, str(path))
+        known |= set(checker.SECTIONS)
+    unknown = sorted(set(doc) - known)
+    errors += [f"{path}: unknown section [{name}]" for name in unknown]
+    for error in errors:
+        _say(error)
+    if not errors:
+        _say(f"{path}: OK")
+    return 1 if errors else 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hotline", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_data(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--data", help="data directory (default ./hotline-data or "
+                                      "HOTLINE_DATA_DIR)")
+        return p
+
+    dev = with_data(sub.add_parser("dev", help="embedded mode: everything in one process"))
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--public-port", type=int, default=8080)
+    dev.add_argument("--internal-port", type=int, default=8081)
+    dev.add_argument("--smtp-port", type=int, default=2525)
+
+    officer = sub.add_parser("officer", help="officer accounts")
+    officer_sub = officer.add_subparsers(dest="action", required=True)
+    add = with_data(officer_sub.add_parser("add", help="create an account"))
+    add.add_argument("username")
+    add.add_argument("--unit", required=True)
+    add.add_argument("--role", required=True,
+                     choices=["clerk", "officer", "supervisor", "auditor", "admin"])
+    add.add_argument("--password-stdin", action="store_true")
+
+    audit = sub.add_parser("audit", help="audit trail")
+    audit_sub = audit.add_subparsers(dest="action", required=True)
+    verify = with_data(audit_sub.add_parser("verify", help="recompute the hash chains"))
+    verify.add_argument("--case", help="only this case (reference or id)")
+
+    keys = sub.add_parser("keys", help="organisation sealing keys")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    with_data(keys_sub.add_parser("show", help="list keys"))
+    with_data(keys_sub.add_parser("rotate", help="create a new active key pair"))
+
+    config = sub.add_parser("config", help="configuration files")
+    config_sub = config.add_subparsers(dest="action", required=True)
+    check = config_sub.add_parser("check", help="validate a config file")
+    check.add_argument("file", type=Path)
+
+    queue = sub.add_parser("queue", help="bus operations")
+    queue_sub = queue.add_subparsers(dest="target", required=True)
+    dead = queue_sub.add_parser("dead", help="the parking queue")
+    dead_sub = dead.add_subparsers(dest="action", required=True)
+    dead_list = with_data(dead_sub.add_parser("list", help="show parked messages"))
+    dead_list.add_argument("--limit", type=int, default=100)
+    replay = with_data(dead_sub.add_parser("replay", help="put parked messages back"))
+    replay.add_argument("--id", help="only this message id")
+
+    for name in ("intake", "router", "casework"):
+        service = with_data(sub.add_parser(name, help=f"run the {name} service"))
+        service.add_argument("--host", default="127.0.0.1")
+        service.add_argument("--port", type=int)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "config":
+        return _config_check(args.file)
+    try:
+        settings = load_settings(data_dir=getattr(args, "data", None))
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    configure_logging(settings.log_format, settings.log_level)
+    handlers = {"dev": _dev, "officer": _officer_add, "audit": _audit_verify, "keys": _keys,
+                "queue": _queue, "intake": _run_service, "router": _run_service,
+                "casework": _run_service}
+    try:
+        return asyncio.run(handlers[args.command](settings, args))
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    except HotlineError as exc:
+        print(f"error: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

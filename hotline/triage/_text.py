@@ -1,0 +1,239 @@
+"""Text normalisation and fact extraction: one rule set serves 繁體, 简体 and English.
+
+Text is normalised before any rule looks at it: NFKC (full-width → half-width, ideographic
+space → space), Traditional → Simplified, case-folded. Keyword lists are normalised the
+same way when they are loaded, so a list may mix scripts freely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+import zhconv  # type: ignore[import-untyped]  # ships without type hints
+
+__all__ = [
+    "KeywordSet",
+    "count_facts",
+    "normalise",
+    "parse_amounts",
+    "parse_number",
+]
+
+
+def normalise(text: str) -> str:
+    """NFKC, Traditional → Simplified, case-folded, whitespace collapsed."""
+    folded = unicodedata.normalize("NFKC", text)
+    simplified = str(zhconv.convert(folded, "zh-cn"))
+    return re.sub(r"\s+", " ", simplified.casefold()).strip()
+
+
+_ASCII_WORD = re.compile(r"^[a-z0-9]")
+
+
+@dataclass(frozen=True)
+class KeywordSet:
+    """A named keyword list, matched on normalised text.
+
+    ASCII keywords match whole words, plurals included ("kickback" finds "kickbacks",
+    "court" does not fire inside "courtesy"); a trailing ``*`` makes a stem ("bribe*"
+    finds "bribery"). CJK keywords match anywhere. "A…B" matches A then B within 16
+    characters.
+    """
+
+    name: str
+    words: tuple[str, ...]
+    pattern: re.Pattern[str]
+
+    @classmethod
+    def build(cls, name: str, words: Iterable[str]) -> KeywordSet:
+        normalised = sorted({normalise(w) for w in words if w.strip()}, key=len, reverse=True)
+        parts = []
+        for word in normalised:
+            stem = word.endswith("*")
+            # "拖欠…工资": both parts within a few characters ("拖欠三十名农民工工资");
+            # NFKC has already turned "…" into "..."
+            parts_of_word = word.rstrip("*").split("...")
+            escaped = r".{0,16}?".join(re.escape(p.strip()) for p in parts_of_word)
+            if _ASCII_WORD.match(word):
+                escaped = r"(?<![a-z0-9])" + escaped
+                if not stem:
+                    escaped += r"(?:s|es)?(?![a-z0-9])" if word[-1].isalpha() else r"(?![a-z0-9])"
+            parts.append(escaped)
+        return cls(name, tuple(normalised), re.compile("|".join(parts) or r"(?!x)x"))
+
+    def find(self, text: str) -> list[str]:
+        """The distinct keywords present in normalised ``text``, in order of appearance."""
+        seen: dict[str, None] = {}
+        for match in self.pattern.finditer(text):
+            seen.setdefault(match.group(0), None)
+        return list(seen)
+
+
+# --- numbers ---------------------------------------------------------------------------
+
+_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "壹": 1, "二": 2, "两": 2, "贰": 2, "三": 3, "叁": 3,
+              "四": 4, "肆": 4, "五": 5, "伍": 5, "六": 6, "陆": 6, "七": 7, "柒": 7,
+              "八": 8, "捌": 8, "九": 9, "玖": 9}
+_CN_UNITS = {"十": 10, "拾": 10, "百": 100, "佰": 100, "千": 1000, "仟": 1000}
+_CN_BIG = {"万": 10_000, "亿": 100_000_000}
+_UNIT_CHARS = "十拾百佰千仟万亿"
+_NUM_CHARS = "0-9.,零〇一二两三四五六七八九壹贰叁肆伍陆柒捌玖十拾百佰千仟万亿"
+NUMBER = rf"(?:\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|[{_NUM_CHARS[4:]}0-9.]*[0-9{_NUM_CHARS[4:]}])"
+
+
+def _parse_small(text: str) -> Decimal:
+    """A number below 10 000 in digits, Chinese numerals or a mix ("1千2百", "一千二百")."""
+    if not text:
+        return Decimal(0)
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return Decimal(text)
+    total = Decimal(0)
+    current: Decimal | None = None
+    buffer = ""
+    for char in text:
+        if char.isdigit() or char == ".":
+            buffer += char
+            continue
+        if buffer:
+            current, buffer = Decimal(buffer), ""
+        if char in _CN_DIGITS:
+            current = Decimal(_CN_DIGITS[char])
+        elif char in _CN_UNITS:
+            total += (current if current is not None else Decimal(1)) * _CN_UNITS[char]
+            current = None
+        else:
+            raise InvalidOperation(text)
+    if buffer:
+        current = Decimal(buffer)
+    if current is not None:
+        # "一千二" means 1200 in speech; only a lone trailing digit after a unit is scaled
+        total += current
+    return total
+
+
+_EN_NUMBERS = {word: value for value, word in enumerate((
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+    "nineteen", "twenty"))}
+_EN_NUMBERS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "a dozen": 12,
+                    "dozens of": 24, "a hundred": 100, "hundreds of": 200})
+_EN_NUMBER = "|".join(sorted(map(re.escape, _EN_NUMBERS), key=len, reverse=True))
+# "两千余万元", "30多万" → "两千万元", "30万": the approximation word sits inside the number
+_APPROX = re.compile(r"(?<=[0-9零〇一二两三四五六七八九十拾百佰千仟])(?:余|多|来)(?=[万亿元块])")
+
+
+def parse_number(text: str) -> Decimal | None:
+    """Parse digits and/or Chinese numerals: "1200万", "一千二百万", "壹仟万", "3.5亿", "12,000"."""
+    if text in _EN_NUMBERS:
+        return Decimal(_EN_NUMBERS[text])
+    cleaned = text.replace(",", "")
+    if not cleaned or cleaned == ".":
+        return None
+    try:
+        total = Decimal(0)
+        rest = cleaned
+        for big in ("亿", "万"):
+            if big in rest:
+                head, _, rest = rest.partition(big)
+                total += (_parse_small(head) if head else Decimal(1)) * _CN_BIG[big]
+        total += _parse_small(rest)
+    except (InvalidOperation, ValueError):
+        return None
+    return total
+
+
+_MAGNITUDES = {"k": 1_000, "thousand": 1_000, "m": 1_000_000, "mn": 1_000_000,
+               "million": 1_000_000, "b": 1_000_000_000, "bn": 1_000_000_000,
+               "billion": 1_000_000_000}
+_MAG = r"(?:\s*(?P<mag>thousand|million|billion|mn|bn|k|m|b)(?![a-z]))?"
+
+
+@dataclass(frozen=True)
+class Amount:
+    """A money amount found in text or the payload, converted to CNY."""
+
+    value: Decimal
+    currency: str
+    cny: Decimal
+    source: str
+
+
+def parse_amounts(text: str, currencies: Mapping[str, Sequence[str]],
+                  rates: Mapping[str, Decimal], count_units: Sequence[str]) -> list[Amount]:
+    """Money amounts in normalised ``text``.
+
+    ``currencies`` maps a currency code to its markers (prefixes like "¥", "rmb", or
+    suffixes like "元", "美元", "yuan"). A number counts as money when a currency marker
+    is next to it, or when it carries 万/亿 and is not followed by a unit of counting
+    (人, 名, 户 …), because "1200万" alone is how amounts are written in reports.
+    """
+    found: list[Amount] = []
+    text = _APPROX.sub("", text)
+    markers = sorted(((normalise(m), code) for code, ms in currencies.items() for m in ms),
+                     key=lambda item: len(item[0]), reverse=True)
+    marker_re = "|".join(re.escape(m) for m, _ in markers)
+    by_marker = dict(markers)
+    prefix = re.compile(rf"(?P<cur>{marker_re})\s*(?P<num>{NUMBER}){_MAG}\s*(?P<cur2>{marker_re})?")
+    suffix = re.compile(rf"(?P<num>{NUMBER}){_MAG}\s*(?P<cur>{marker_re})")
+    bare = re.compile(rf"(?P<num>{NUMBER})(?!\s*(?:{'|'.join(map(re.escape, count_units))}))")
+    taken: list[tuple[int, int]] = []
+
+    def add(match: re.Match[str], code: str) -> None:
+        number = parse_number(match.group("num"))
+        if number is None or number == 0:
+            return
+        mag = match.groupdict().get("mag")
+        if mag:
+            number *= _MAGNITUDES[mag]
+        taken.append(match.span())
+        found.append(Amount(number, code, number * rates.get(code, Decimal(1)),
+                            match.group(0).strip()))
+
+    for pattern in (prefix, suffix):
+        for match in pattern.finditer(text):
+            if any(s <= match.start() < e for s, e in taken):
+                continue
+            marker = match.group("cur")
+            if pattern is prefix and not _prefix_ok(marker):
+                continue
+            add(match, by_marker[marker])
+    for match in bare.finditer(text):
+        if any(s <= match.start() < e for s, e in taken):
+            continue
+        number_text = match.group("num")
+        # "千万别…" (by all means) and "万一" (in case) are words, not amounts
+        if re.search("[万亿]", number_text) and number_text[0] not in _UNIT_CHARS:
+            add(match, "CNY")
+    return found
+
+
+def _prefix_ok(marker: str) -> bool:
+    # Suffix-only markers ("元", "美元") must not be read as a prefix of the next number.
+    return not re.fullmatch(r"[\u4e00-\u9fff]+", marker) or marker in ("人民币", "港币", "美金")
+
+
+_COUNT = rf"(?P<n>{NUMBER}|(?<![a-z]){_EN_NUMBER}(?![a-z]))(?:多|余|\+)?"
+
+
+def count_facts(text: str, patterns: Mapping[str, Sequence[str]]) -> dict[str, int]:
+    """Largest count per fact: ``{n}`` stands for a number (digits, 中文 or English words)."""
+    counts: dict[str, int] = {}
+    for fact, fact_patterns in patterns.items():
+        for raw in fact_patterns:
+            regex = re.compile(normalise(raw).replace("{n}", _COUNT))
+            for match in regex.finditer(text):
+                number = parse_number(match.group("n"))
+                if number is not None:
+                    counts[fact] = max(counts.get(fact, 0), int(number))
+    return counts
+
+
+def fingerprint(parts: Iterable[str]) -> str:
+    """SHA-256 over normalised content with spacing and punctuation removed."""
+    joined = "\x1f".join(re.sub(r"[\W_]+", "", normalise(p)) for p in parts)
+    return hashlib.sha256(joined.encode("utf-8")).hexdigest()

@@ -1,0 +1,151 @@
+"""router: consume submissions, open them, open (or extend) cases, emit case events.
+
+Idempotent on the submission id: the case id derives from it and the store refuses a
+second case for the same submission, so a redelivered message is acknowledged without
+effect (the case event is emitted again: consumers of events are at-least-once too).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import Counter
+
+from hotline.clock import utcnow
+from hotline.contract import CaseEvent, Submission
+from hotline.crypto import KeyRing, MasterKey, open_sealed
+from hotline.domain.audit import AuditHead, next_event
+from hotline.domain.case import Case, CaseMessage, ReceiptRecord, case_id_for
+from hotline.errors import MalformedMessage, NotFound, UnknownKey
+from hotline.logging import get_logger
+from hotline.org import OrgTree
+from hotline.ports import Bus, Message, Store
+from hotline.services import append_audit, load_keyring
+
+__all__ = ["Router"]
+
+_log = get_logger("hotline.router")
+
+OPENED = Counter("hotline_cases_opened_total", "Cases opened", ["kind", "severity", "unit"])
+FOLLOWUPS = Counter("hotline_followups_total", "Reporter follow-up messages added")
+DUPLICATES = Counter("hotline_submissions_redelivered_total",
+                     "Submissions that already had a case (redelivery)")
+
+_PURPOSE = {"report": "report", "complaint": "complaint", "followup": "message"}
+
+
+@dataclass
+class Router:
+    store: Store
+    bus: Bus
+    org: OrgTree
+    master: MasterKey
+    keyring: KeyRing | None = None
+
+    async def _private_key(self, kid: str) -> Any:
+        if self.keyring is None or kid not in self.keyring:
+            # A key rotated in after we started: reload before declaring it unknown.
+            self.keyring = await load_keyring(self.store, self.master)
+        return self.keyring.private_key(kid)
+
+    async def handle(self, message: Message) -> None:
+        """The bus handler; raising MalformedMessage/SealError parks the message."""
+        submission = Submission.from_bytes(message.body)
+        if submission.id != message.message_id:
+            raise MalformedMessage("message_id does not match the submission id", field="id")
+        try:
+            private = await self._private_key(submission.sealed.kid)
+        except UnknownKey:
+            raise MalformedMessage("sealed to a key this installation does not hold",
+                                   field="sealed.kid") from None
+        plaintext = open_sealed(submission.sealed, private, purpose=_PURPOSE[submission.kind])
+        if submission.kind == "followup":
+            await self._add_followup(submission)
+            return
+        self._check_payload(submission, plaintext)
+        del plaintext
+        await self._open_case(submission)
+
+    @staticmethod
+    def _check_payload(submission: Submission, plaintext: bytes) -> None:
+        """The opened payload must be a JSON object with a description (CONTRACT §2)."""
+        try:
+            payload = json.loads(plaintext)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise MalformedMessage("sealed payload is not JSON", field="sealed") from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("description"), str) \
+                or not payload["description"].strip():
+            raise MalformedMessage("sealed payload needs a description", field="sealed")
+
+    async def _open_case(self, submission: Submission) -> None:
+        assert submission.kind in ("report", "complaint") and submission.category is not None
+        now = utcnow()
+        case_id = case_id_for(submission.id)
+        unit = submission.unit if submission.unit in self.org else self.org.root.code
+        case = Case(
+            id=case_id, submission_id=submission.id, reference="", kind=submission.kind,
+            category=submission.category, severity="general", status="new", unit=unit,
+            channel=submission.channel, opened_at=now, received_at=submission.occurred_at,
+            content=submission.sealed, sealed_by=submission.sealed_by, locale=submission.locale,
+            receipt_hash=submission.receipt_hash, reply_key=submission.reply_key,
+            triage={"severity": "general", "rules": [],
+                    "explanation": "provisional severity until triage rules run"},
+            workflow={"name": f"{submission.kind}/general", "state": "new"})
+        received = next_event(case_id, None, at=submission.occurred_at, actor="intake",
+                              type_="submission.received",
+                              data={"channel": submission.channel,
+                                    "sealed_by": submission.sealed_by,
+                                    "kid": submission.sealed.kid,
+                                    "submission_id": submission.id})
+        opened = next_event(case_id, AuditHead(received.seq, received.hash), at=now,
+                            actor="router", type_="case.opened",
+                            data={"kind": submission.kind, "category": submission.category,
+                                  "unit": unit, "severity": "general"})
+        receipt = None if submission.receipt_hash is None else ReceiptRecord(
+            submission.receipt_hash, case_id, submission.id)
+        prefix = f"{'R' if submission.kind == 'report' else 'C'}-{now.year}"
+        stored, created = await self.store.cases.open(case, [received, opened], receipt,
+                                                      reference_prefix=prefix)
+        if created:
+            OPENED.labels(stored.kind, stored.severity, stored.unit).inc()
+            _log.info("case.opened", case_id=stored.id, reference=stored.reference,
+                      kind=stored.kind, unit=stored.unit, submission_id=submission.id)
+        else:
+            DUPLICATES.inc()
+            _log.info("submission.redelivered", case_id=stored.id, submission_id=submission.id)
+        await self._emit("case.opened", stored, submission.correlation_id)
+
+    async def _add_followup(self, submission: Submission) -> None:
+        assert submission.receipt_hash is not None
+        record = await self.store.receipts.get(submission.receipt_hash)
+        if record is None:
+            # The case of this receipt is not stored (yet): let the broker retry, then park.
+            raise NotFound("no case for this receipt yet")
+        message = CaseMessage(
+            id=submission.id, case_id=record.case_id, at=submission.occurred_at,
+            author="reporter", actor="reporter", sealed_for_org=submission.sealed,
+            sealed_for_reporter=submission.reporter_copy)
+        if await self.store.cases.add_message(message):
+            FOLLOWUPS.inc()
+        # A redelivery after a crash between the two writes still gets its audit event.
+        events = await self.store.audit.events(record.case_id)
+        if not any(e.type == "reporter.information_added"
+                   and e.data.get("message_id") == submission.id for e in events):
+            await append_audit(self.store, record.case_id, actor="reporter",
+                               type_="reporter.information_added",
+                               data={"message_id": submission.id})
+        case = await self.store.cases.get(record.case_id)
+        if case is not None:
+            await self._emit("case.updated", case, submission.correlation_id)
+
+    async def _emit(self, type_: str, case: Case, correlation_id: str) -> None:
+        event = CaseEvent(
+            id=secrets.token_urlsafe(18), occurred_at=utcnow(), correlation_id=correlation_id,
+            type=type_, case_id=case.id, reference=case.reference, kind=case.kind,
+            unit=case.unit, severity=case.severity, status=case.status)
+        await self.bus.publish(Message(routing_key=event.routing_key, message_id=event.id,
+                                       body=event.to_bytes(), correlation_id=correlation_id,
+                                       headers={"schema": "hotline.event/1"}))
