@@ -254,7 +254,14 @@ _UNAUTHORISED = "receipt not recognised"
 
 async def followup_login(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
-    doc = await read_json(request, 4096)
+    try:
+        doc: dict[str, Any] = await read_json(request, 16_384)
+    except ApiError as exc:
+        if exc.status == 413:
+            raise
+        doc = {}  # a malformed login is just another wrong receipt
+    except ContractError:
+        doc = {}
     raw = doc.get("receipt")
     canonical = normalise_receipt(raw) if isinstance(raw, str) else None
     # The same work whatever is wrong (format, unknown, not yet routed): hash and look up.
