@@ -50,7 +50,7 @@ class CaseworkDeps:
 DEPS = web.AppKey("deps", CaseworkDeps)
 TOKENS = web.AppKey("tokens", TokenSigner)
 KEYRING = web.AppKey("keyring", dict[str, KeyRing])
-ACCOUNT = "account"
+ACCOUNT = web.RequestKey("account", Account)
 
 
 async def _keyring(app: web.Application, kid: str) -> KeyRing:
@@ -84,8 +84,7 @@ async def auth_middleware(request: web.Request,
 
 
 def _account(request: web.Request) -> Account:
-    account: Account = request[ACCOUNT]
-    return account
+    return request[ACCOUNT]
 
 
 async def login(request: web.Request) -> web.Response:
