@@ -14,6 +14,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from prometheus_client import Counter
 
+from casework.openapi import OPENAPI
 from hotline.clock import utcnow
 from hotline.contract import format_time, parse_time
 from hotline.crypto import KeyRing, MasterKey, TokenSigner, open_sealed, seal
@@ -24,8 +25,13 @@ from hotline.org import OrgTree
 from hotline.ports import Bus, Store
 from hotline.services import append_audit, load_keyring, verify_audit, verify_password
 from hotline.settings import Settings
-from hotline.web import ApiError, error_middleware, health_routes, read_json, security_headers_middleware
-from casework.openapi import OPENAPI
+from hotline.web import (
+    ApiError,
+    error_middleware,
+    health_routes,
+    read_json,
+    security_headers_middleware,
+)
 
 __all__ = ["CaseworkDeps", "create_app"]
 
@@ -116,7 +122,8 @@ def _choice(request: web.Request, name: str, choices: tuple[str, ...] | frozense
     if value in (None, ""):
         return None
     if value not in choices:
-        raise ApiError(400, "invalid_request", f"{name} must be one of {', '.join(sorted(choices))}")
+        raise ApiError(400, "invalid_request",
+                       f"{name} must be one of {', '.join(sorted(choices))}")
     return value
 
 

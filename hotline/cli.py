@@ -35,11 +35,12 @@ _log = get_logger("hotline.cli")
 
 
 def _say(text: str) -> None:
-    print(text, flush=True)  # noqa: T201 — the CLI talks to its user on stdout
+    print(text, flush=True)
 
 
 @contextlib.asynccontextmanager
-async def _opened(settings: Settings, *, bus: bool = True) -> AsyncIterator[tuple[Store, Bus | None]]:
+async def _opened(settings: Settings, *,
+                  bus: bool = True) -> AsyncIterator[tuple[Store, Bus | None]]:
     store = make_store(settings)
     await store.open()
     the_bus = make_bus(settings) if bus else None
@@ -314,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(data_dir=getattr(args, "data", None))
     except SettingsError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)  # noqa: T201
+        print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format, settings.log_level)
     handlers = {"dev": _dev, "officer": _officer_add, "audit": _audit_verify, "keys": _keys,
@@ -323,10 +324,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(handlers[args.command](settings, args))
     except SettingsError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)  # noqa: T201
+        print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     except HotlineError as exc:
-        print(f"error: {exc}", file=sys.stderr)  # noqa: T201
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["utcnow", "truncate"]
+__all__ = ["truncate", "utcnow"]
 
 
 def truncate(moment: datetime) -> datetime:

@@ -148,7 +148,8 @@ def load_settings(
         raise SettingsError(f"HOTLINE_LOG_FORMAT: expected 'json' or 'console', got {log_format!r}")
     log_level = (get("LOG_LEVEL") or "info").lower()
     if log_level not in ("debug", "info", "warning", "error"):
-        raise SettingsError(f"HOTLINE_LOG_LEVEL: expected debug|info|warning|error, got {log_level!r}")
+        raise SettingsError(
+            f"HOTLINE_LOG_LEVEL: expected debug|info|warning|error, got {log_level!r}")
     smtp_url = get("SMTP_URL")
     if smtp_url is not None:
         _check_url("HOTLINE_SMTP_URL", smtp_url, ("smtp", "smtps"))

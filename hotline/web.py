@@ -77,7 +77,7 @@ def error_middleware(service: str) -> Callable[..., Awaitable[web.StreamResponse
             for header in ("Allow", "WWW-Authenticate", "Retry-After"):
                 if header in exc.headers:
                     response.headers[header] = exc.headers[header]
-        except Exception as exc:  # noqa: BLE001 — the edge turns any failure into a clean 500
+        except Exception as exc:
             _log.error("request.failed", service=service, route=route,
                        error_type=type(exc).__name__)
             response = json_error(500, "internal", "internal error")

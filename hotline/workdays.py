@@ -142,6 +142,7 @@ class WorkCalendar:
     def __init__(self, holiday_file: HolidayFile | None = None) -> None:
         self._file = holiday_file if holiday_file is not None else HolidayFile()
         self._estimated: set[int] = set()
+        self._sources: dict[int, YearSource] = {}
 
     @classmethod
     def default(cls) -> WorkCalendar:
@@ -155,13 +156,17 @@ class WorkCalendar:
 
     def year_source(self, year: int) -> YearSource:
         """Where the answer for ``year`` comes from; the file wins over the library."""
-        if year in self._file.holidays or year in self._file.workdays:
-            return "file"
-        try:
-            chinese_calendar.is_workday(date(year, 6, 1))
-        except NotImplementedError:
-            return "weekdays"
-        return "library"
+        if year not in self._sources:
+            source: YearSource = "library"
+            if year in self._file.holidays or year in self._file.workdays:
+                source = "file"
+            else:
+                try:
+                    chinese_calendar.is_workday(date(year, 6, 1))
+                except NotImplementedError:
+                    source = "weekdays"
+            self._sources[year] = source
+        return self._sources[year]
 
     def is_estimated(self, start: date, end: date | None = None) -> bool:
         """Whether any year from ``start`` to ``end`` falls back to Mon–Fri."""
@@ -201,6 +206,8 @@ class WorkCalendar:
         working days is due at the end of the following Friday). ``days == 0`` means the
         end of the start day, or of the next working day if it is not one.
         """
+        if days < 0:
+            raise ValueError("days must not be negative")
         day = self.local_date(start)
         if days == 0:
             while not self.is_working_day(day):

@@ -26,7 +26,7 @@ async def run_consumer(router: Router, *, prefetch: int = 32) -> None:
             await router.bus.consume(ROUTER_QUEUE, router.handle, prefetch=prefetch)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 — the consumer must outlive bus hiccups
+        except Exception as exc:
             _log.error("consumer.crashed", error_type=type(exc).__name__)
             await asyncio.sleep(1.0)
 

@@ -81,10 +81,12 @@ class Router:
             raise MalformedMessage("sealed payload needs a description", field="sealed")
 
     async def _open_case(self, submission: Submission) -> None:
-        assert submission.kind in ("report", "complaint") and submission.category is not None
+        assert submission.kind in ("report", "complaint")
+        assert submission.category is not None
         now = utcnow()
         case_id = case_id_for(submission.id)
-        unit = submission.unit if submission.unit in self.org else self.org.root.code
+        unit = submission.unit if submission.unit is not None and submission.unit in self.org \
+            else self.org.root.code
         case = Case(
             id=case_id, submission_id=submission.id, reference="", kind=submission.kind,
             category=submission.category, severity="general", status="new", unit=unit,

@@ -60,6 +60,13 @@ CREATE TABLE IF NOT EXISTS bus_parked (
 """
 
 _COLUMNS = "seq, queue, routing_key, message_id, correlation_id, headers, body, delivery_count"
+# Leases the oldest visible messages and counts the delivery.
+_CLAIM = (
+    "UPDATE bus_messages SET leased = 1, visible_at = ?, delivery_count = delivery_count + 1"
+    " WHERE seq IN (SELECT seq FROM bus_messages WHERE queue = ? AND visible_at <= ?"
+    " ORDER BY seq LIMIT ?) RETURNING seq, queue, routing_key, message_id, correlation_id,"
+    " headers, body, delivery_count"
+)
 
 
 class SqliteBus:
@@ -87,7 +94,7 @@ class SqliteBus:
             # FULL: a publish that returned survives a power cut, not only a crash.
             await db.execute("PRAGMA synchronous = FULL")
             await db.executescript(_SCHEMA)
-        except Exception as exc:  # noqa: BLE001 — every failure to open means the same
+        except Exception as exc:
             raise BusUnavailable(f"cannot open the embedded queue {self.path}: {exc}") from exc
         self._db = db
 
@@ -105,7 +112,7 @@ class SqliteBus:
         try:
             async with self._lock:
                 await self._db.execute("SELECT 1")
-        except Exception:  # noqa: BLE001 — readiness is a yes/no question
+        except Exception:
             return False
         return True
 
@@ -145,7 +152,7 @@ class SqliteBus:
                     except BaseException:
                         await db.execute("ROLLBACK")
                         raise
-            except Exception as exc:  # noqa: BLE001 — reported to every waiting publisher
+            except Exception as exc:
                 error = BusUnavailable(f"embedded queue did not take the message: {exc}")
                 for _, future in batch:
                     if not future.done():
@@ -179,11 +186,7 @@ class SqliteBus:
         now = time.time()
         async with self._lock:
             cursor = await self._conn().execute(
-                "UPDATE bus_messages SET leased = 1, visible_at = ?,"
-                " delivery_count = delivery_count + 1"
-                " WHERE seq IN (SELECT seq FROM bus_messages WHERE queue = ? AND visible_at <= ?"
-                f" ORDER BY seq LIMIT ?) RETURNING {_COLUMNS}",
-                (now + self._lease, queue, now, limit))
+                _CLAIM, (now + self._lease, queue, now, limit))
             rows = await cursor.fetchall()
         rows = sorted(rows, key=lambda r: int(r[0]))
         return [(int(r[0]), _message(r, delivery_count=int(r[7]) - 1)) for r in rows]

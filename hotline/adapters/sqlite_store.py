@@ -405,7 +405,7 @@ class SqliteStore:
             await db.execute(f"PRAGMA synchronous = {self._synchronous}")
             await db.execute("PRAGMA foreign_keys = ON")
             await db.executescript(_SCHEMA)
-        except Exception as exc:  # noqa: BLE001 — any failure to open is the same to callers
+        except Exception as exc:
             raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc
         self._db = db
 
@@ -420,7 +420,7 @@ class SqliteStore:
         try:
             async with self.transaction() as db:
                 await db.execute("SELECT 1")
-        except Exception:  # noqa: BLE001 — readiness is a yes/no question
+        except Exception:
             return False
         return True
 

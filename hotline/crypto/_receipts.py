@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from hotline.errors import SettingsError
 
+
 def load_secret_file(path: Path, variable: str, *, create: bool) -> bytes:
     """Read a 32-byte secret file, creating it (mode 0600) atomically when allowed.
 

@@ -122,8 +122,21 @@ class TriageResult:
         return [rule.id for rule in self.fired]
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (stored on the case)."""
+        """Plain JSON-able dict, personal data included (``subjects``, ``exclusions``)."""
         return dataclasses.asdict(self)
+
+    def public_dict(self) -> dict[str, Any]:
+        """What may be stored in clear on the case: no names of subjects.
+
+        Exclusions keep only employee id, unit and position; keep :meth:`to_dict` in the
+        sealed part of the case for the never-to-the-subject checks by name.
+        """
+        doc = self.to_dict()
+        doc.pop("subjects")
+        doc["exclusions"] = [{"employee_id": e.employee_id, "unit": e.unit,
+                              "position": e.position, "reason": e.reason}
+                             for e in self.exclusions]
+        return doc
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> TriageResult:
@@ -247,7 +260,7 @@ class TriageEngine:
             "position": (primary.position if primary and primary.position else "?"),
             "unit": (primary.unit if primary and primary.unit else (home or "?")),
             "amount": "" if amount_cny is None
-            else f"RMB {amount_cny:,.0f} (from '{amount_text}')",
+            else f"RMB {amount_cny:,.0f}",
             **{k: str(v) for k, v in counts.items()},
         }
         fingerprint_ = content_fingerprint(request.kind, request.payload)
@@ -374,7 +387,7 @@ class TriageEngine:
                     if leader.rank == "leader" and leader.name != subject.name:
                         out.setdefault((leader.name, leader.employee_id, leader.unit), Exclusion(
                             leader.name, leader.position, leader.unit, leader.employee_id,
-                            f"management line of {subject.name or subject.position}"))
+                            f"management line of a subject ({subject.position or '?'})"))
         return tuple(out.values())
 
     # --- new information and officers ------------------------------------------------

@@ -86,6 +86,14 @@ def validate_leaders(doc: Mapping[str, object], source: str,
     return errors
 
 
+def _read_leaders(path: Path | None) -> dict[str, object]:
+    if path is None:
+        text = resources.files("hotline").joinpath("data/leaders.toml").read_text("utf-8")
+    else:
+        text = path.read_text("utf-8")
+    return tomllib.loads(text)
+
+
 class OrgDirectory:
     """Units, their leaders, discipline units and the names reports call them by."""
 
@@ -126,14 +134,15 @@ class OrgDirectory:
             for a in ordered))
 
     @classmethod
+    def for_tree(cls, tree: OrgTree, leaders_path: Path | None = None) -> OrgDirectory:
+        """Directory over an already loaded unit tree (what the router holds)."""
+        return cls(tree, _read_leaders(leaders_path))
+
+    @classmethod
     def load(cls, units_path: Path | None = None,
              leaders_path: Path | None = None) -> OrgDirectory:
         """Load units (``hotline.org``) and leaders from files or the packaged defaults."""
-        if leaders_path is None:
-            text = resources.files("hotline").joinpath("data/leaders.toml").read_text("utf-8")
-        else:
-            text = leaders_path.read_text("utf-8")
-        return cls(load_org(units_path), tomllib.loads(text))
+        return cls(load_org(units_path), _read_leaders(leaders_path))
 
     def __contains__(self, code: object) -> bool:
         return code in self.tree

@@ -23,7 +23,7 @@ async def burst(reporter: Reporter, accepted: list[dict[str, str]], started: asy
     async def one(index: int) -> None:
         try:
             status, doc = await reporter.report({**PAYLOAD, "title": f"burst {index}"})
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             return  # the process died under this request: not accepted, nothing promised
         if status == 202:
             accepted.append(doc)
@@ -55,7 +55,7 @@ async def test_sigkill_mid_burst_then_restart(tmp_path: Path) -> None:
         process = start_dev(data, public, internal)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
             reporter = Reporter(session, f"http://127.0.0.1:{public}")
-            references = [(await wait_for_reference(reporter, doc["receipt"], timeout=60))[
+            references = [(await wait_for_reference(reporter, doc["receipt"], wait=60))[
                 "reference"] for doc in accepted]
         assert len(accepted) == len(set(references))
         db = sqlite3.connect(data / "hotline.sqlite3")

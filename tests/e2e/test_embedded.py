@@ -23,9 +23,9 @@ PAYLOAD = {
 }
 
 
-async def wait_for_reference(reporter: Reporter, receipt: str, timeout: float = 20.0
+async def wait_for_reference(reporter: Reporter, receipt: str, wait: float = 20.0
                              ) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + wait
     while True:
         status, doc = await reporter.followup(receipt)
         if status == 200 and doc.get("reference"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,8 @@ from structlog.testing import capture_logs
 
 from hotline.contract import Submission
 from intake.app import IntakeDeps, create_app
-from tests.support.client import b64d, b64e, solve
 from tests.support import hpke_ref
+from tests.support.client import b64d, b64e, solve
 from tests.support.embedded import Embedded, embedded, table_counts
 
 pytestmark = pytest.mark.integration

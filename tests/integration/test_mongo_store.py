@@ -1,7 +1,6 @@
 """MongoDB-only behaviour of MongoStore: completing a half-written open, URLs, time zones."""
 
 # STYLE.md: asserts read `assert expected == actual`, which SIM300 calls a Yoda condition.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 

@@ -5,7 +5,6 @@ Written only against :class:`hotline.ports.Store`; the ``store`` fixture
 """
 
 # STYLE.md: asserts read `assert expected == actual`, which SIM300 calls a Yoda condition.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 

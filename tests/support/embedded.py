@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -55,7 +54,7 @@ async def table_counts(store: SqliteStore) -> dict[str, int]:
     async with store.transaction() as db:
         for table in ("cases", "audit_events", "receipts", "case_messages", "bus_messages",
                       "bus_parked", "pow_burnt"):
-            cursor = await db.execute(f"SELECT COUNT(*) FROM {table}")  # noqa: S608
+            cursor = await db.execute(f"SELECT COUNT(*) FROM {table}")
             row = await cursor.fetchone()
             counts[table] = int(row[0]) if row else 0
     return counts

@@ -41,7 +41,8 @@ class HotlineProcess:
         raise RuntimeError("hotline did not become ready:\n" + "\n".join(self.output))
 
     def _drain(self, ready: threading.Event) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
+        assert self.proc is not None
+        assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.output.append(line.rstrip("\n"))
             if line.startswith("Ready."):

@@ -2,7 +2,6 @@
 
 # House style (STYLE.md) is `assert expected == actual`, which SIM300 calls a Yoda
 # condition when the expected value is a literal or constant.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 

@@ -60,5 +60,5 @@ def test_unreadable_toml_names_hotline_config(tmp_path: Path) -> None:
     """A broken config file is reported under HOTLINE_CONFIG."""
     config = tmp_path / "broken.toml"
     config.write_text("[hotline\n")
-    with pytest.raises(SettingsError, match="^HOTLINE_CONFIG"):
+    with pytest.raises(SettingsError, match=r"^HOTLINE_CONFIG"):
         load_settings({"HOTLINE_CONFIG": str(config)})
