@@ -1,0 +1,221 @@
+"""Triage beyond the table: routing, exclusions, re-triage, fingerprints, amounts, config."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hotline.triage import (
+    TriageInput,
+    TriageResult,
+    content_fingerprint,
+    default_engine,
+    normalise,
+    parse_amounts,
+    validate_config,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def report(description: str, unit: str | None = None, real_name: bool = False,
+           earlier: tuple[str, ...] = (), **payload: Any) -> TriageResult:
+    return default_engine().triage(TriageInput(
+        kind="report", category="corruption", channel="web",
+        payload={"description": description, **payload}, real_name=real_name, unit=unit,
+        earlier_fingerprints=earlier))
+
+
+def test_provincial_gm_goes_to_hq_and_the_province_keeps_a_stub() -> None:
+    """A report about GD's general manager: HQ responsible, GD stub, GM excluded by id."""
+    result = report("總經理收受回扣。", unit="GD",
+                    subjects=[{"name": "陳國強", "unit": "廣東公司", "position": "總經理"}])
+    assert ("HQ", "GD", True) == (result.responsible_unit, result.stub_unit, result.escalated)
+    assert [("陳國強", "GD0001", "GD")] == [(e.name, e.employee_id, e.unit)
+                                          for e in result.exclusions]
+
+
+def test_unnamed_leader_in_text_is_still_excluded_by_register() -> None:
+    """"广东公司总经理" without a name excludes the register's holder of that post."""
+    result = report("广东公司总经理收受供应商回扣。", unit="GD")
+    assert ["GD0001"] == [e.employee_id for e in result.exclusions]
+
+
+@pytest.mark.parametrize("leader", [
+    ("陈国强", "GD", "总经理"), ("林海", "GD-DESIGN", "院长"), ("杨帆", "SC-ENERGY", "总经理"),
+    ("Siti Rahman", "OVERSEAS-SEA", "Country Manager"), ("刘洋", "BJ", "总经理"),
+])
+def test_never_routed_to_the_leaders_own_unit(leader: tuple[str, str, str]) -> None:
+    """Whoever the leader, the case goes above their unit and they are excluded."""
+    name, unit, position = leader
+    result = report("违规收受礼金。", unit=unit,
+                    subjects=[{"name": name, "unit": unit, "position": position}])
+    assert (True, True) == (result.responsible_unit not in (unit,),
+                            name in [e.name for e in result.exclusions])
+
+
+def test_root_leader_is_referred_outside() -> None:
+    """A leader of HQ has no level above inside the group."""
+    result = report("董事长违规收受礼金。", unit="HQ",
+                    subjects=[{"name": "王志刚", "unit": "HQ", "position": "董事长"}])
+    assert (True, "HQ") == (result.referral_outside, result.responsible_unit)
+
+
+def test_middle_manager_excludes_the_management_line() -> None:
+    """The unit's leaders are in a middle manager's line and are excluded too."""
+    result = report("工程管理部经理索要好处费。", unit="GD",
+                    subjects=[{"name": "周文", "unit": "GD", "position": "工程管理部经理"}])
+    assert {"周文", "陈国强", "黄丽"} == {e.name for e in result.exclusions}
+
+
+def test_retaliation_risk_is_assessed_and_explained() -> None:
+    """Threats reported in the text give a high risk with the reasons recorded."""
+    result = report("科长威胁我说，如果再举报就开除我。", unit="AH", real_name=True)
+    assert ("high", ["threat-reported", "real-name-reporter", "subject-has-power",
+                     "subject-in-reporters-unit"]) == (
+        result.retaliation_risk.level, [f.id for f in result.retaliation_risk.factors])
+
+
+def test_every_fired_rule_has_a_reason() -> None:
+    """Reasons are filled in, with no placeholder left."""
+    result = report("廣東公司總經理收受回扣1200萬。", unit="GD")
+    assert [] == [f.id for f in result.fired if not f.reason or "{" in f.reason]
+    assert "RMB 12,000,000" in result.fired[1].reason
+
+
+def test_retriage_raises_on_new_information() -> None:
+    """New information naming a leader raises general → major and escalates."""
+    first = report("办公楼装修项目未经招标直接发包，程序不规范。", unit="GD")
+    new = TriageInput(kind="report", category="corruption", channel="web", unit="GD",
+                      payload={"description": "装修项目未经招标直接发包，是广东公司总经理授意的。"})
+    again = default_engine().retriage(first, new)
+    assert ("general", "major", "HQ", "GD") == (first.severity, again.severity,
+                                               again.responsible_unit, again.stub_unit)
+
+
+def test_retriage_never_lowers() -> None:
+    """New information that alone looks general keeps the earlier major, with a reason."""
+    first = report("廣東公司總經理收受回扣。", unit="GD")
+    new = TriageInput(kind="report", category="corruption", channel="web", unit="GD",
+                      payload={"description": "补充：有一张发票。"})
+    again = default_engine().retriage(first, new)
+    assert ("major", "HQ", True) == (again.severity, again.responsible_unit,
+                                     "retriage.kept-level" in again.rule_ids)
+
+
+def test_only_an_officer_lowers_and_needs_a_reason() -> None:
+    """Lowering is an officer's decision, recorded with the reason."""
+    engine = default_engine()
+    first = report("廣東公司總經理收受回扣。", unit="GD")
+    with pytest.raises(ValueError, match="reason"):
+        engine.set_severity(first, "general", "supervisor.zhao", " ")
+    lowered = engine.set_severity(first, "general", "supervisor.zhao", "no such post holder")
+    assert ("general", "general", "officer.override") == (
+        lowered.severity, lowered.flow, lowered.fired[-1].id)
+
+
+def test_fingerprint_ignores_script_width_and_spacing() -> None:
+    """The same report in 繁體 with full-width punctuation has the same fingerprint."""
+    assert content_fingerprint("report", {"description": "总经理收受回扣,金额100万元。"}) == \
+        content_fingerprint("report", {"description": "總經理 收受回扣，金額１００萬元。"})
+
+
+def test_repeat_with_nothing_new_is_low() -> None:
+    """A resubmission of the same content is capped at low and marked as a repeat."""
+    text = "广东公司总经理收受回扣。"
+    earlier = content_fingerprint("report", {"description": text})
+    result = report(text, unit="GD", earlier=(earlier,))
+    assert ("low", True, "repeat.nothing-new") == (result.severity, result.repeat,
+                                                  result.rule_ids[-1])
+
+
+def test_result_round_trips_through_a_dict() -> None:
+    """What the router stores on the case comes back equal."""
+    result = report("项目经理何某索要好处费5万元，他威胁我不许声张。", unit="GD",
+                    real_name=True)
+    assert result == TriageResult.from_dict(result.to_dict())
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("损失1200萬", Decimal(12_000_000)),
+    ("一千二百万元", Decimal(12_000_000)),
+    ("¥3.5m", Decimal(3_500_000)),
+    ("RMB 12,000,000", Decimal(12_000_000)),
+    ("壹仟萬", Decimal(10_000_000)),
+    ("HK$5 million", Decimal(4_550_000)),
+    ("3.5亿元", Decimal(350_000_000)),
+    ("两万元", Decimal(20_000)),
+    ("五十万人民币", Decimal(500_000)),
+    ("USD 200k", Decimal(1_420_000)),
+])
+def test_amounts_in_digits_and_chinese_numerals(text: str, expected: Decimal) -> None:
+    """Amounts are read from digits, Chinese numerals, magnitudes and currency markers."""
+    rules = default_engine().rules
+    found = parse_amounts(normalise(text), rules.currencies, rules.rates, rules.count_units)
+    assert expected == max(a.cny for a in found)
+
+
+@pytest.mark.parametrize("text", ["3万人参加", "千万不要", "2026年", "万一出事", "第3次"])
+def test_numbers_that_are_not_money(text: str) -> None:
+    """Headcounts, idioms, years and counts are not amounts."""
+    rules = default_engine().rules
+    assert [] == parse_amounts(normalise(text), rules.currencies, rules.rates,
+                               rules.count_units)
+
+
+def test_normalise_unifies_scripts_width_and_case() -> None:
+    """Traditional → simplified, full-width → half-width, case-folded."""
+    assert "党委书记 general manager 100" == normalise("黨委書記　General Manager １００")
+
+
+def test_packaged_config_files_are_valid() -> None:
+    """Every packaged data file passes `hotline config check`."""
+    data = Path(__file__).parents[2] / "hotline" / "data"
+    files = ["triage_rules.toml", "workflows.toml", "holidays.toml", "leaders.toml",
+             "units.toml"]
+    assert {name: [] for name in files} == {
+        name: [str(p) for p in validate_config(data / name)] for name in files}
+
+
+def test_broken_rules_file_reports_locations(tmp_path: Path) -> None:
+    """A broken rules file lists each problem with where it is."""
+    broken = tmp_path / "rules.toml"
+    broken.write_text(
+        '[severity]\norder = ["low", "high"]\nflows = { low = "general", high = "serious" }\n'
+        '[amounts]\nrates = { CNY = 1 }\ncurrencies = { CNY = ["元"], USD = ["$"] }\n'
+        '[lexicon]\nbribes = ["受贿"]\n'
+        '[retaliation_risk]\nlevels = { high = 3 }\n'
+        '[[rule]]\nid = "a"\nreason = "x"\nkeywords = ["bribe"]\nseverity = "major"\n'
+        '[[rule]]\nid = "a"\nreason = "y"\nseverity = "low"\n', encoding="utf-8")
+    assert [
+        ("amounts.currencies.USD", "no rate in amounts.rates"),
+        ("rule[0] (a)", "keywords: no lexicon named 'bribe'"),
+        ("rule[0] (a)", "severity 'major' is not one of low, high"),
+        ("rule[1] (a)", "duplicate id (first at rule[0])"),
+    ] == [(p.location, p.message) for p in validate_config(broken)]
+
+
+def test_broken_workflow_and_invalid_toml_are_explained(tmp_path: Path) -> None:
+    """A workflow naming an unknown clock, and a file that is not TOML, both explained."""
+    workflow = tmp_path / "wf.toml"
+    workflow.write_text(
+        '[actions.close]\nfrom = ["open"]\nto = "closed"\nroles = ["officer"]\n'
+        '[[workflow]]\nname = "w"\nkind = "complaint"\nflow = "general"\ninitial = "open"\n'
+        'states = ["open", "closed"]\nactions = ["close"]\nclocks = ["resolve"]\n',
+        encoding="utf-8")
+    garbage = tmp_path / "bad.toml"
+    garbage.write_text("[[rule]\nid = ", encoding="utf-8")
+    assert [("workflow[0] (w).clocks", "no [clocks.resolve]")] == [
+        (p.location, p.message) for p in validate_config(workflow)]
+    assert ["not valid TOML"] == [p.message.split(":")[0] for p in validate_config(garbage)]
+
+
+def test_public_dict_carries_no_subject_names() -> None:
+    """What is stored in clear names no subject; the full form keeps them for exclusions."""
+    result = report("陈国强收受回扣。", unit="GD",
+                    subjects=[{"name": "陈国强", "unit": "GD", "position": "总经理"}])
+    assert ("陈国强" in str(result.to_dict()), "陈国强" in str(result.public_dict())) == (
+        True, False)
