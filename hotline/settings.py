@@ -47,6 +47,7 @@ class Settings:
     port: int | None = None
     smtp_port: int | None = None
     bus_delivery_limit: int = 5
+    mailboxes_file: Path | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -110,7 +111,7 @@ _KNOWN = {
     "CONFIG", "DATA_DIR", "STORE_URL", "BUS_URL", "MASTER_KEY_FILE", "RECEIPT_KEY_FILE",
     "SMTP_URL", "PUBLIC_BASE_URL", "LOG_FORMAT", "LOG_LEVEL", "POW_DIFFICULTY",
     "POW_TTL_SECONDS", "MAX_BODY_BYTES", "FOLLOWUP_TOKEN_TTL_SECONDS", "SESSION_TTL_SECONDS",
-    "MAIL_DOMAIN", "PORT", "SMTP_PORT", "BUS_DELIVERY_LIMIT",
+    "MAIL_DOMAIN", "PORT", "SMTP_PORT", "BUS_DELIVERY_LIMIT", "MAILBOXES_FILE",
 }
 
 
@@ -182,6 +183,7 @@ def load_settings(
         smtp_port=None if smtp_raw is None else _int(
             "HOTLINE_SMTP_PORT", smtp_raw, minimum=0, maximum=65535),
         bus_delivery_limit=opt_int("BUS_DELIVERY_LIMIT", 5, 1, 100),
+        mailboxes_file=Path(mailboxes).absolute() if (mailboxes := get("MAILBOXES_FILE")) else None,
         extra={k: v for k, v in env.items() if k.removeprefix(_PREFIX) not in _KNOWN},
     )
 
