@@ -67,6 +67,15 @@ class CaseRepository(Protocol):
         """Change the status; :class:`ConcurrencyConflict` if the version moved on."""
         ...
 
+    async def update(self, case: Case, *, expected_version: int) -> Case:
+        """Store the case's mutable fields (``MUTABLE_FIELDS``) and bump its version.
+
+        Identity, reference, content and the audit head never change through this;
+        :class:`ConcurrencyConflict` if the stored version is not ``expected_version``,
+        :class:`NotFound` if there is no such case.
+        """
+        ...
+
 
 class AuditRepository(Protocol):
     async def append(self, event: AuditEvent) -> None:

@@ -53,6 +53,8 @@ def case_to_doc(case: Case) -> dict[str, Any]:
         "audit_head": None if case.audit_head is None else {
             "seq": case.audit_head.seq, "hash": case.audit_head.hash},
         "version": case.version,
+        "fingerprint": case.fingerprint,
+        "excluded": list(case.excluded),
     }
 
 
@@ -82,6 +84,8 @@ def case_from_doc(doc: dict[str, Any]) -> Case:
         workflow=doc.get("workflow") or {},
         audit_head=None if not head else AuditHead(int(head["seq"]), head["hash"]),
         version=int(doc.get("version", 1)),
+        fingerprint=doc.get("fingerprint"),
+        excluded=tuple(doc.get("excluded") or ()),
     )
 
 

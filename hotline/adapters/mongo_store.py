@@ -29,7 +29,14 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from hotline.adapters.codec import case_from_doc, case_to_doc, message_from_doc, message_to_doc
 from hotline.crypto import KeyRecord
 from hotline.domain.audit import AuditEvent
-from hotline.domain.case import Account, Case, CaseMessage, CaseQuery, ReceiptRecord
+from hotline.domain.case import (
+    MUTABLE_FIELDS,
+    Account,
+    Case,
+    CaseMessage,
+    CaseQuery,
+    ReceiptRecord,
+)
 from hotline.errors import ConcurrencyConflict, ContractError, NotFound
 from hotline.ports import (
     AccountRepository,
@@ -179,6 +186,10 @@ class _Cases:
             if not isinstance(query.units, set | frozenset):
                 raise ContractError("units must be a set of strings", field="units")
             clauses.append({"unit": {"$in": sorted(_text(u, "units") for u in query.units)}})
+        if query.fingerprint is not None:
+            clauses.append({"fingerprint": _text(query.fingerprint, "fingerprint")})
+        if query.viewer is not None:
+            clauses.append({"excluded": {"$ne": _text(query.viewer, "viewer")}})
         if query.overdue_at is not None:
             clauses.append({"due_at": {"$lt": _moment(query.overdue_at, "overdue_at")},
                             "status": {"$nin": _CLOSED}})
@@ -216,6 +227,21 @@ class _Cases:
                   .sort([("at", ASCENDING), ("_id", ASCENDING)]))
         return [message_from_doc({**doc, "id": doc["_id"]})
                 for doc in await cursor.to_list(None)]
+
+    async def update(self, case: Case, *, expected_version: int) -> Case:
+        if not isinstance(expected_version, int) or isinstance(expected_version, bool):
+            raise ContractError("expected_version must be an integer", field="version")
+        doc = _case_to_mongo(case)
+        cases = self._store.collection("cases")
+        updated = await cases.find_one_and_update(
+            {"_id": _text(case.id, "case_id"), "version": expected_version},
+            {"$set": {name: doc[name] for name in MUTABLE_FIELDS}, "$inc": {"version": 1}},
+            return_document=ReturnDocument.AFTER)
+        if updated is not None:
+            return _case_from_mongo(updated)
+        if await cases.find_one({"_id": case.id}, {"_id": 1}) is None:
+            raise NotFound(f"case {case.id} does not exist")
+        raise ConcurrencyConflict(f"case {case.id} changed since version {expected_version}")
 
     async def set_status(self, case_id: str, status: str, *, expected_version: int) -> Case:
         if not isinstance(expected_version, int) or isinstance(expected_version, bool):
@@ -277,7 +303,8 @@ class _Accounts:
                          "password_hash": account.password_hash, "role": account.role,
                          "unit": account.unit, "created_at": account.created_at,
                          "disabled": account.disabled,
-                         "must_change_password": account.must_change_password}
+                         "must_change_password": account.must_change_password,
+                         "employee_id": account.employee_id}
         try:
             await self._store.collection("accounts").insert_one(doc)
         except DuplicateKeyError:
@@ -288,7 +315,8 @@ class _Accounts:
         return Account(username=doc["_id"], password_hash=doc["password_hash"],
                        role=doc["role"], unit=doc["unit"], created_at=_aware(doc["created_at"]),
                        disabled=bool(doc.get("disabled", False)),
-                       must_change_password=bool(doc.get("must_change_password", False)))
+                       must_change_password=bool(doc.get("must_change_password", False)),
+                       employee_id=doc.get("employee_id"))
 
     async def get(self, username: str) -> Account | None:
         doc = await self._store.collection("accounts").find_one(
@@ -410,6 +438,8 @@ class MongoStore:
                                   ("_id", DESCENDING)])
         await cases.create_index([("due_at", ASCENDING)],
                                  partialFilterExpression={"due_at": {"$type": "date"}})
+        await cases.create_index([("fingerprint", ASCENDING)],
+                                 partialFilterExpression={"fingerprint": {"$type": "string"}})
         await self.collection("audit").create_index(
             [("case_id", ASCENDING), ("seq", ASCENDING)], unique=True)
         await self.collection("messages").create_index(

@@ -23,7 +23,14 @@ from hotline.adapters.codec import case_from_doc, case_to_doc, message_from_doc,
 from hotline.contract import format_time
 from hotline.crypto import KeyRecord
 from hotline.domain.audit import AuditEvent, AuditHead
-from hotline.domain.case import Account, Case, CaseMessage, CaseQuery, ReceiptRecord
+from hotline.domain.case import (
+    MUTABLE_FIELDS,
+    Account,
+    Case,
+    CaseMessage,
+    CaseQuery,
+    ReceiptRecord,
+)
 from hotline.errors import ConcurrencyConflict, ContractError, NotFound, StoreUnavailable
 from hotline.ports import (
     AccountRepository,
@@ -50,11 +57,15 @@ CREATE TABLE IF NOT EXISTS cases (
     opened_at TEXT NOT NULL,
     due_at TEXT,
     version INTEGER NOT NULL,
-    doc TEXT NOT NULL
+    doc TEXT NOT NULL,
+    fingerprint TEXT,
+    excluded TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS cases_by_opened ON cases (opened_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS cases_by_unit ON cases (unit, opened_at DESC);
 CREATE INDEX IF NOT EXISTS cases_by_due ON cases (due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS cases_by_fingerprint ON cases (fingerprint)
+    WHERE fingerprint IS NOT NULL;
 CREATE TABLE IF NOT EXISTS audit_events (
     case_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -120,6 +131,24 @@ def _text(value: object, name: str) -> str:
     return value
 
 
+async def _migrate(db: aiosqlite.Connection) -> None:
+    """Bring a cases table from an earlier version up to date (columns added since)."""
+    cursor = await db.execute("SELECT name FROM pragma_table_info('cases')")
+    columns = {row[0] for row in await cursor.fetchall()}
+    if not columns:
+        return
+    for column, ddl in (("fingerprint", "TEXT"), ("excluded", "TEXT NOT NULL DEFAULT '[]'")):
+        if column not in columns:
+            await db.execute(f"ALTER TABLE cases ADD COLUMN {column} {ddl}")
+
+
+def _row(case: Case) -> tuple[Any, ...]:
+    return (case.receipt_hash, case.kind, case.severity, case.status, case.unit,
+            _time(case.opened_at), None if case.due_at is None else _time(case.due_at),
+            case.version, _dumps(case_to_doc(case)), case.fingerprint,
+            json.dumps(list(case.excluded)))
+
+
 class _Base:
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
@@ -148,12 +177,9 @@ class _Cases(_Base):
                              audit_head=None if head is None else AuditHead(head.seq, head.hash))
             await db.execute(
                 "INSERT INTO cases (id, submission_id, reference, receipt_hash, kind, severity,"
-                " status, unit, opened_at, due_at, version, doc)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (stored.id, stored.submission_id, stored.reference, stored.receipt_hash,
-                 stored.kind, stored.severity, stored.status, stored.unit,
-                 _time(stored.opened_at), None if stored.due_at is None else _time(stored.due_at),
-                 stored.version, _dumps(case_to_doc(stored))))
+                " status, unit, opened_at, due_at, version, doc, fingerprint, excluded)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (stored.id, stored.submission_id, stored.reference, *_row(stored)))
             await _insert_events(db, events, ignore=False)
             if receipt is not None:
                 await _insert_receipt(db, receipt)
@@ -191,6 +217,12 @@ class _Cases(_Base):
                 return []
             clauses.append(f"unit IN ({', '.join('?' for _ in units)})")
             params.extend(units)
+        if query.fingerprint is not None:
+            clauses.append("fingerprint = ?")
+            params.append(_text(query.fingerprint, "fingerprint"))
+        if query.viewer is not None:
+            clauses.append("NOT EXISTS (SELECT 1 FROM json_each(cases.excluded) WHERE value = ?)")
+            params.append(_text(query.viewer, "viewer"))
         if query.overdue_at is not None:
             clauses.append("due_at IS NOT NULL AND due_at < ? AND status NOT IN "
                            "('closed', 'archived')")
@@ -229,6 +261,21 @@ class _Cases(_Base):
             rows = await cursor.fetchall()
         return [message_from_doc(_loads(row[0])) for row in rows]
 
+    async def update(self, case: Case, *, expected_version: int) -> Case:
+        async with self._store.transaction() as db:
+            current = await self._by("id", case.id, db)
+            if current is None:
+                raise NotFound(f"case {case.id} does not exist")
+            if current.version != expected_version:
+                raise ConcurrencyConflict(f"case {case.id} changed (version {current.version})")
+            updated = replace(current, **{f: getattr(case, f) for f in MUTABLE_FIELDS},
+                              version=current.version + 1)
+            await db.execute(
+                "UPDATE cases SET receipt_hash = ?, kind = ?, severity = ?, status = ?, unit = ?,"
+                " opened_at = ?, due_at = ?, version = ?, doc = ?, fingerprint = ?, excluded = ?"
+                " WHERE id = ? AND version = ?", (*_row(updated), case.id, expected_version))
+            return updated
+
     async def set_status(self, case_id: str, status: str, *, expected_version: int) -> Case:
         async with self._store.transaction() as db:
             case = await self._by("id", case_id, db)
@@ -236,7 +283,7 @@ class _Cases(_Base):
                 raise NotFound(f"case {case_id} does not exist")
             if case.version != expected_version:
                 raise ConcurrencyConflict(f"case {case_id} changed (version {case.version})")
-            updated = replace(case, status=status, version=case.version + 1)
+            updated = replace(case, status=_text(status, "status"), version=case.version + 1)
             await db.execute(
                 "UPDATE cases SET status = ?, version = ?, doc = ? WHERE id = ? AND version = ?",
                 (status, updated.version, _dumps(case_to_doc(updated)), case_id,
@@ -404,6 +451,7 @@ class SqliteStore:
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute(f"PRAGMA synchronous = {self._synchronous}")
             await db.execute("PRAGMA foreign_keys = ON")
+            await _migrate(db)
             await db.executescript(_SCHEMA)
         except Exception as exc:
             raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc

@@ -11,7 +11,10 @@ from hotline.contract import format_time
 from hotline.crypto import Sealed
 from hotline.domain.audit import AuditHead
 
-__all__ = ["ROLES", "SEVERITIES", "Account", "Case", "CaseMessage", "CaseQuery", "ReceiptRecord",
+MUTABLE_FIELDS = ("severity", "status", "unit", "due_at", "triage", "workflow", "fingerprint",
+                  "excluded")
+
+__all__ = ["MUTABLE_FIELDS", "ROLES", "SEVERITIES", "Account", "Case", "CaseMessage", "CaseQuery", "ReceiptRecord",
            "case_id_for", "followup_status"]
 
 SEVERITIES = ("major", "high", "general", "low")
@@ -64,6 +67,8 @@ class Case:
     workflow: Mapping[str, Any] = field(default_factory=dict)
     audit_head: AuditHead | None = None
     version: int = 1
+    fingerprint: str | None = None
+    excluded: tuple[str, ...] = ()
 
     def summary(self) -> dict[str, Any]:
         """CaseSummary of CONTRACT §3."""
@@ -108,6 +113,7 @@ class Account:
     created_at: datetime
     disabled: bool = False
     must_change_password: bool = False
+    employee_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,3 +128,5 @@ class CaseQuery:
     overdue_at: datetime | None = None
     after: tuple[datetime, str] | None = None
     limit: int = 50
+    fingerprint: str | None = None
+    viewer: str | None = None  # employee id of the reader: cases excluding them are hidden

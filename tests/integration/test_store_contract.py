@@ -376,6 +376,51 @@ async def test_set_status_of_an_unknown_case_is_not_found(store: Store) -> None:
         await store.cases.set_status("c_nothing", "closed", expected_version=1)
 
 
+async def test_update_stores_mutable_fields_only(store: Store) -> None:
+    """update changes triage, workflow, unit, clocks and exclusions but never identity,
+    content or the audit head, and moves the version on."""
+    case = await open_case(store, make_case(1))
+    due = T0 + timedelta(days=5)
+    changed = replace(case, severity="major", status="acknowledged", unit="HQ", due_at=due,
+                      triage={"rules": ["leader"]}, workflow={"state": "acknowledged"},
+                      fingerprint="f" * 64, excluded=("E1001", "E1002"),
+                      reference="R-1999-999999", content=Sealed("other", b"x" * 32, b"y"),
+                      audit_head=AuditHead(99, "0" * 64))
+    updated = await store.cases.update(changed, expected_version=1)
+    expected = replace(case, severity="major", status="acknowledged", unit="HQ", due_at=due,
+                       triage={"rules": ["leader"]}, workflow={"state": "acknowledged"},
+                       fingerprint="f" * 64, excluded=("E1001", "E1002"), version=2)
+    assert expected == updated
+    assert expected == await store.cases.get(case.id)
+
+
+async def test_update_with_a_stale_version_conflicts(store: Store) -> None:
+    """Two writers from the same version: the second gets ConcurrencyConflict."""
+    case = await open_case(store, make_case(1))
+    await store.cases.update(replace(case, severity="high"), expected_version=1)
+    with pytest.raises(ConcurrencyConflict):
+        await store.cases.update(replace(case, severity="low"), expected_version=1)
+    with pytest.raises(NotFound):
+        await store.cases.update(replace(case, id="c_missing"), expected_version=1)
+
+
+async def test_query_by_fingerprint_and_viewer_exclusion(store: Store) -> None:
+    """Cases are found by fingerprint; a viewer named in a case's exclusions never sees it."""
+    first = await open_case(store, make_case(1))
+    second = await open_case(store, make_case(2))
+    await store.cases.update(replace(first, fingerprint="a" * 64, excluded=("E7",)),
+                             expected_version=1)
+    await store.cases.update(replace(second, fingerprint="b" * 64), expected_version=1)
+    assert [first.id] == [c.id for c in await store.cases.query(
+        CaseQuery(units=None, fingerprint="a" * 64))]
+    assert [second.id] == [c.id for c in await store.cases.query(CaseQuery(units=None,
+                                                                           viewer="E7"))]
+    assert {first.id, second.id} == {c.id for c in await store.cases.query(
+        CaseQuery(units=None, viewer="E8"))}
+    with pytest.raises(ContractError):
+        await store.cases.query(CaseQuery(units=None, viewer={"$ne": ""}))  # type: ignore[arg-type]
+
+
 # --- accounts, keys, proof of work, sequences --------------------------------------------
 
 
