@@ -6,7 +6,7 @@ import base64
 import json
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -15,16 +15,18 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from prometheus_client import Counter
 
 from casework.openapi import OPENAPI
+from hotline.casefile import apply_workflow, workflow_of
 from hotline.clock import utcnow
 from hotline.contract import format_time, parse_time
 from hotline.crypto import KeyRing, MasterKey, TokenSigner, open_sealed, seal
 from hotline.domain.case import SEVERITIES, Account, Case, CaseMessage, CaseQuery
-from hotline.errors import ContractError, SealError, UnknownKey
+from hotline.errors import ConcurrencyConflict, ContractError, SealError, UnknownKey
 from hotline.logging import get_logger
 from hotline.org import OrgTree
 from hotline.ports import Bus, Store
 from hotline.services import append_audit, load_keyring, verify_audit, verify_password
 from hotline.settings import Settings
+from hotline.workflow import Actor, WorkflowEngine, WorkflowError
 from hotline.web import (
     ApiError,
     error_middleware,
@@ -56,6 +58,8 @@ class CaseworkDeps:
 DEPS = web.AppKey("deps", CaseworkDeps)
 TOKENS = web.AppKey("tokens", TokenSigner)
 KEYRING = web.AppKey("keyring", dict[str, KeyRing])
+WORKFLOWS = web.AppKey("workflows", WorkflowEngine)
+ACTIONS = Counter("hotline_workflow_actions_total", "Workflow actions applied", ["action"])
 ACCOUNT = web.RequestKey("account", Account)
 
 
@@ -166,7 +170,8 @@ async def list_cases(request: web.Request) -> web.Response:
                                            "archived")),
         severity=_choice(request, "severity", SEVERITIES), unit=unit,
         overdue_at=utcnow() if overdue == "true" else None,
-        after=_decode_cursor(cursor) if cursor else None, limit=limit + 1)
+        after=_decode_cursor(cursor) if cursor else None, limit=limit + 1,
+        viewer=account.employee_id)
     cases = await deps.store.cases.query(query)
     page, more = cases[:limit], len(cases) > limit
     return web.json_response({"items": [c.summary() for c in page],
@@ -181,8 +186,11 @@ async def _visible_case(request: web.Request) -> Case:
     case = await store.cases.get(case_id)
     if case is None:
         case = await store.cases.by_reference(case_id)
-    # A case outside the caller's scope does not exist for them.
-    if case is None or case.unit not in _scope(request):
+    # A case outside the caller's scope, or about the caller (never-to-the-subject), does
+    # not exist for them.
+    account = _account(request)
+    if case is None or case.unit not in _scope(request) or (
+            account.employee_id is not None and account.employee_id in case.excluded):
         raise ApiError(404, "not_found", "no such case")
     return case
 
@@ -227,17 +235,93 @@ async def get_case(request: web.Request) -> web.Response:
     await append_audit(request.app[DEPS].store, case.id, actor=account.username,
                        type_="content.opened", data={"reason": reason} if reason else {})
     CONTENT_OPENS.inc()
-    workflow = dict(case.workflow)
     return web.json_response({
         **case.summary(),
         "content": content,
-        "workflow": {"name": workflow.get("name", ""), "state": workflow.get("state", case.status),
-                     "actions": list(workflow.get("actions", [])),
-                     "deadlines": list(workflow.get("deadlines", []))},
+        "workflow": _workflow_view(request, case),
         "triage": {"rules": list(case.triage.get("rules", [])),
-                   "explanation": case.triage.get("explanation")},
+                   "explanation": case.triage.get("explanation", []),
+                   "flow": case.triage.get("flow"),
+                   "retaliation_risk": case.triage.get("retaliation_risk"),
+                   "escalated": case.triage.get("escalated", False)},
         "messages": await _messages(request, case),
     }, headers={"Cache-Control": "no-store"})
+
+
+def _workflow_view(request: web.Request, case: Case) -> dict[str, Any]:
+    """CONTRACT §3's workflow object: state, the caller's allowed actions, deadlines."""
+    if "state" not in case.workflow:
+        return {"name": "", "state": case.status, "actions": [], "deadlines": []}
+    engine = request.app[WORKFLOWS]
+    state = workflow_of(case)
+    account = _account(request)
+    allowed = engine.allowed_actions(state, Actor(account.username, account.role))
+    return {"name": case.workflow.get("name", ""), "state": state.state,
+            "actions": [spec.name for spec in allowed],
+            "action_fields": {spec.name: [f.name for f in spec.fields] for spec in allowed},
+            "deadlines": [{"name": d["name"], "due_at": d["due_at"], "met_at": d["met_at"]}
+                          for d in case.workflow.get("deadlines", [])]}
+
+
+async def post_action(request: web.Request) -> web.Response:
+    """Apply a workflow action (CONTRACT §3): 409 wrong state, 403 role, 422 fields."""
+    deps = request.app[DEPS]
+    account = _account(request)
+    case = await _visible_case(request)
+    doc = await read_json(request, 65_536)
+    action = doc.pop("action", None)
+    note = doc.pop("note", None)
+    if not isinstance(action, str) or not action or (note is not None and
+                                                    not isinstance(note, str)):
+        raise ApiError(400, "invalid_request", "action must be a string (note optional)")
+    if action == "change_severity":
+        updated = await _change_severity(request, case, doc, account)
+    else:
+        engine = request.app[WORKFLOWS]
+        try:
+            state = engine.apply(workflow_of(case), action,
+                                 Actor(account.username, account.role), doc, utcnow())
+        except WorkflowError as exc:
+            code = {403: "forbidden", 409: "conflict", 422: "unprocessable"}.get(
+                exc.status, "invalid")
+            raise ApiError(exc.status, code, str(exc)) from None
+        updated = await _save(deps.store, apply_workflow(case, state, engine), case.version)
+        await append_audit(deps.store, case.id, actor=account.username,
+                           type_=f"workflow.{action}",
+                           data={"from": case.status, "to": updated.status,
+                                 "fields": sorted(doc), "note": note is not None})
+    ACTIONS.labels(action).inc()
+    return web.json_response({**updated.summary(), "workflow": _workflow_view(request, updated)})
+
+
+async def _save(store: Store, case: Case, version: int) -> Case:
+    try:
+        return await store.cases.update(case, expected_version=version)
+    except ConcurrencyConflict:
+        raise ApiError(409, "conflict", "the case changed meanwhile; reload and retry") from None
+
+
+async def _change_severity(request: web.Request, case: Case, doc: dict[str, Any],
+                           account: Account) -> Case:
+    """Officers may raise freely; lowering needs a reason (DOMAIN.md)."""
+    if account.role not in ("officer", "supervisor"):
+        raise ApiError(403, "forbidden", "only officers and supervisors change severity")
+    severity, reason = doc.get("severity"), doc.get("reason")
+    if severity not in SEVERITIES or set(doc) - {"severity", "reason"}:
+        raise ApiError(422, "unprocessable", "severity must be major, high, general or low")
+    lowering = SEVERITIES.index(severity) > SEVERITIES.index(case.severity)
+    if lowering and (not isinstance(reason, str) or not reason.strip()):
+        raise ApiError(422, "unprocessable", "lowering the severity needs a reason")
+    triage = {**case.triage, "severity": severity,
+              "officer_override": {"id": "officer.override", "severity": severity,
+                                   "reason": f"set by {account.username}"}}
+    updated = await _save(request.app[DEPS].store, replace(case, severity=severity,
+                                                           triage=triage), case.version)
+    await append_audit(request.app[DEPS].store, case.id, actor=account.username,
+                       type_="severity.changed",
+                       data={"from": case.severity, "to": severity,
+                             "reason_given": bool(reason)})
+    return updated
 
 
 async def get_audit(request: web.Request) -> web.Response:
@@ -303,6 +387,7 @@ def create_app(deps: CaseworkDeps) -> web.Application:
     app[DEPS] = deps
     app[TOKENS] = TokenSigner(deps.master.derive("casework-session"), audience="casework")
     app[KEYRING] = {}
+    app[WORKFLOWS] = WorkflowEngine.load()
 
     async def ready() -> dict[str, bool]:
         return {"store": await deps.store.ping(), "bus": await deps.bus.ping()}
@@ -313,6 +398,7 @@ def create_app(deps: CaseworkDeps) -> web.Application:
         web.get("/api/v1/cases/{case_id}", get_case),
         web.get("/api/v1/cases/{case_id}/audit", get_audit),
         web.post("/api/v1/cases/{case_id}/messages", post_message),
+        web.post("/api/v1/cases/{case_id}/actions", post_action),
         web.get("/api/v1/audit/verify", audit_verify),
         web.get("/api/v1/openapi.json", openapi),
         *health_routes(ready),

@@ -7,23 +7,29 @@ effect (the case event is emitted again: consumers of events are at-least-once t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import Counter
 
+from hotline.casefile import apply_triage, apply_workflow, keyed_fingerprint
 from hotline.clock import utcnow
 from hotline.contract import CaseEvent, Submission
 from hotline.crypto import KeyRing, MasterKey, open_sealed
 from hotline.domain.audit import AuditHead, next_event
-from hotline.domain.case import Case, CaseMessage, ReceiptRecord, case_id_for
+from hotline.domain.case import Case, CaseMessage, CaseQuery, ReceiptRecord, case_id_for
 from hotline.errors import MalformedMessage, NotFound, UnknownKey
 from hotline.logging import get_logger
 from hotline.org import OrgTree
 from hotline.ports import Bus, Message, Store
 from hotline.services import append_audit, load_keyring
+from hotline.triage import OrgDirectory, RuleSet, TriageEngine, TriageInput, TriageResult
+from hotline.triage import content_fingerprint
+from hotline.workflow import Actor, WorkflowEngine, WorkflowError
+from router.mail import MailDesk
 
 __all__ = ["Router"]
 
@@ -31,10 +37,14 @@ _log = get_logger("hotline.router")
 
 OPENED = Counter("hotline_cases_opened_total", "Cases opened", ["kind", "severity", "unit"])
 FOLLOWUPS = Counter("hotline_followups_total", "Reporter follow-up messages added")
+RULES_FIRED = Counter("hotline_triage_rules_fired_total", "Triage rules fired", ["rule"])
 DUPLICATES = Counter("hotline_submissions_redelivered_total",
                      "Submissions that already had a case (redelivery)")
 
 _PURPOSE = {"report": "report", "complaint": "complaint", "followup": "message"}
+
+
+_SYSTEM = Actor("router", "system")
 
 
 @dataclass
@@ -44,6 +54,16 @@ class Router:
     org: OrgTree
     master: MasterKey
     keyring: KeyRing | None = None
+    triage: TriageEngine = field(default=None)  # type: ignore[assignment]
+    workflows: WorkflowEngine = field(default=None)  # type: ignore[assignment]
+    mail: MailDesk = field(default_factory=MailDesk.default)  # e-mail routing (router/mail.py)
+
+    def __post_init__(self) -> None:
+        if self.triage is None:
+            self.triage = TriageEngine(RuleSet.load(), OrgDirectory.for_tree(self.org))
+        if self.workflows is None:
+            self.workflows = WorkflowEngine.load()
+        self._fingerprint_key = self.master.derive("content-fingerprint")
 
     async def _private_key(self, kid: str) -> Any:
         if self.keyring is None or kid not in self.keyring:
@@ -62,15 +82,18 @@ class Router:
             raise MalformedMessage("sealed to a key this installation does not hold",
                                    field="sealed.kid") from None
         plaintext = open_sealed(submission.sealed, private, purpose=_PURPOSE[submission.kind])
+        if submission.channel == "email" and submission.kind == "complaint":
+            await self.mail.handle(self, submission, plaintext)  # threading, acks: router/mail.py
+            return
         if submission.kind == "followup":
             await self._add_followup(submission)
             return
-        self._check_payload(submission, plaintext)
+        payload = self._payload(plaintext)
         del plaintext
-        await self._open_case(submission)
+        await self._open_case(submission, payload)
 
     @staticmethod
-    def _check_payload(submission: Submission, plaintext: bytes) -> None:
+    def _payload(plaintext: bytes) -> dict[str, Any]:
         """The opened payload must be a JSON object with a description (CONTRACT §2)."""
         try:
             payload = json.loads(plaintext)
@@ -79,8 +102,24 @@ class Router:
         if not isinstance(payload, dict) or not isinstance(payload.get("description"), str) \
                 or not payload["description"].strip():
             raise MalformedMessage("sealed payload needs a description", field="sealed")
+        return payload
 
-    async def _open_case(self, submission: Submission) -> None:
+    async def _triage(self, submission: Submission, payload: dict[str, Any]
+                      ) -> tuple[TriageResult, str]:
+        assert submission.kind in ("report", "complaint")
+        assert submission.category is not None
+        raw = content_fingerprint(submission.kind, payload)
+        fingerprint = keyed_fingerprint(self._fingerprint_key, raw)
+        earlier = await self.store.cases.query(CaseQuery(units=None, fingerprint=fingerprint,
+                                                         limit=2))
+        earlier = [c for c in earlier if c.submission_id != submission.id]
+        result = self.triage.triage(TriageInput(
+            kind=submission.kind, category=submission.category, channel=submission.channel,
+            payload=payload, real_name=bool(payload.get("identity")), unit=submission.unit,
+            earlier_fingerprints=(raw,) if earlier else ()))
+        return result, fingerprint
+
+    async def _open_case(self, submission: Submission, payload: dict[str, Any]) -> None:
         assert submission.kind in ("report", "complaint")
         assert submission.category is not None
         now = utcnow()
@@ -93,9 +132,17 @@ class Router:
             channel=submission.channel, opened_at=now, received_at=submission.occurred_at,
             content=submission.sealed, sealed_by=submission.sealed_by, locale=submission.locale,
             receipt_hash=submission.receipt_hash, reply_key=submission.reply_key,
-            triage={"severity": "general", "rules": [],
-                    "explanation": "provisional severity until triage rules run"},
-            workflow={"name": f"{submission.kind}/general", "state": "new"})
+            triage={}, workflow={})
+        result, fingerprint = await self._triage(submission, payload)
+        case = apply_triage(case, result, self.org, fingerprint)
+        definition = self.workflows.definition_for(case.kind, result.flow, result.real_name)
+        state = self.workflows.start(definition, now)
+        if submission.channel == "web" and submission.receipt_hash is not None:
+            # The receipt handed out at submission is the acknowledgement (DOMAIN.md).
+            with contextlib.suppress(WorkflowError):
+                state = self.workflows.apply(state, "acknowledge", _SYSTEM, {}, now)
+        case = apply_workflow(case, state, self.workflows, notified={})
+        unit = case.unit
         received = next_event(case_id, None, at=submission.occurred_at, actor="intake",
                               type_="submission.received",
                               data={"channel": submission.channel,
@@ -105,7 +152,11 @@ class Router:
         opened = next_event(case_id, AuditHead(received.seq, received.hash), at=now,
                             actor="router", type_="case.opened",
                             data={"kind": submission.kind, "category": submission.category,
-                                  "unit": unit, "severity": "general"})
+                                  "unit": unit, "severity": case.severity,
+                                  "flow": result.flow, "rules": result.rule_ids,
+                                  "escalated": result.escalated,
+                                  "excluded": len(case.excluded),
+                                  "workflow": case.workflow["name"], "status": case.status})
         receipt = None if submission.receipt_hash is None else ReceiptRecord(
             submission.receipt_hash, case_id, submission.id)
         prefix = f"{'R' if submission.kind == 'report' else 'C'}-{now.year}"
@@ -113,6 +164,8 @@ class Router:
                                                       reference_prefix=prefix)
         if created:
             OPENED.labels(stored.kind, stored.severity, stored.unit).inc()
+            for rule in result.rule_ids:
+                RULES_FIRED.labels(rule).inc()
             _log.info("case.opened", case_id=stored.id, reference=stored.reference,
                       kind=stored.kind, unit=stored.unit, submission_id=submission.id)
         else:

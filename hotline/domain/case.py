@@ -88,13 +88,17 @@ class Case:
 
 def followup_status(case: Case | None) -> str:
     """What a reporter is told: received, in_progress, answered or closed."""
-    if case is None or case.status in ("new", "registered"):
+    if case is None or case.status in _RECEIVED:
         return "received"
     if case.status in ("closed", "archived"):
         return "closed"
-    if case.status == "answered":
+    if case.status in _ANSWERED:
         return "answered"
     return "in_progress"
+
+
+_RECEIVED = frozenset({"new", "registered", "acknowledged"})
+_ANSWERED = frozenset({"answered", "feedback_sent", "responded", "resolved"})
 
 
 @dataclass(frozen=True)

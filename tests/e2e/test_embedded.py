@@ -46,12 +46,16 @@ async def test_sealed_report_reaches_officer_decrypted(
 
     cases = await admin.all_cases()
     [summary] = [c for c in cases if c["reference"] == followup["reference"]]
-    assert ("report", "GD", "general", "web") == (
+    # A project manager (middle manager) as subject makes it "high" (DOMAIN.md triage).
+    assert ("report", "GD", "high", "web") == (
         summary["kind"], summary["unit"], summary["severity"], summary["channel"])
 
     status, case = await admin.get(f"/api/v1/cases/{summary['id']}?reason=triage")
     assert 200 == status
     assert PAYLOAD == case["content"]
+    assert case["triage"]["rules"]
+    assert "acknowledged" == case["workflow"]["state"]
+    assert case["workflow"]["deadlines"]
 
     status, audit = await admin.get(f"/api/v1/cases/{summary['id']}/audit")
     assert 200 == status
@@ -75,7 +79,7 @@ async def test_reply_and_followup_round_trip(
     followup = await wait_for_reference(reporter, accepted["receipt"])
     cases = await admin.all_cases()
     [summary] = [c for c in cases if c["reference"] == followup["reference"]]
-    assert "HQ" == summary["unit"]  # no unit given: headquarters
+    assert "GD" == summary["unit"]  # no unit given, but the named subject works in GD
 
     status, _ = await admin.post(f"/api/v1/cases/{summary['id']}/messages",
                                  {"body": "請補充分包合同編號。"})

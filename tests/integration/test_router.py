@@ -78,8 +78,13 @@ async def test_report_becomes_case_with_reference_chain_and_event(
     await router.handle(message(sub))
     case = await env.store.cases.by_submission(sub.id)
     assert case is not None
-    assert (f"R-{datetime.now(UTC).year}-000001", "SC", "general", "new") == (
+    # A removed safety valve is a hazard without imminent danger: high, serious flow; the
+    # receipt already acknowledged it.
+    assert (f"R-{datetime.now(UTC).year}-000001", "SC", "high", "acknowledged") == (
         case.reference, case.unit, case.severity, case.status)
+    assert "report-anonymous-serious" == case.workflow["name"]
+    assert case.triage["rules"]
+    assert case.due_at is not None
     events = await env.store.audit.events(case.id)
     assert ["submission.received", "case.opened"] == [e.type for e in events]
     assert (await verify_audit(env.store)).ok
