@@ -26,7 +26,6 @@ from hotline.org import OrgTree
 from hotline.ports import Bus, Store
 from hotline.services import append_audit, load_keyring, verify_audit, verify_password
 from hotline.settings import Settings
-from hotline.workflow import Actor, WorkflowEngine, WorkflowError
 from hotline.web import (
     ApiError,
     error_middleware,
@@ -34,6 +33,7 @@ from hotline.web import (
     read_json,
     security_headers_middleware,
 )
+from hotline.workflow import Actor, WorkflowEngine, WorkflowError
 
 __all__ = ["CaseworkDeps", "create_app"]
 

@@ -26,8 +26,14 @@ from hotline.logging import get_logger
 from hotline.org import OrgTree
 from hotline.ports import Bus, Message, Store
 from hotline.services import append_audit, load_keyring
-from hotline.triage import OrgDirectory, RuleSet, TriageEngine, TriageInput, TriageResult
-from hotline.triage import content_fingerprint
+from hotline.triage import (
+    OrgDirectory,
+    RuleSet,
+    TriageEngine,
+    TriageInput,
+    TriageResult,
+    content_fingerprint,
+)
 from hotline.workflow import Actor, WorkflowEngine, WorkflowError
 from router.mail import MailDesk
 

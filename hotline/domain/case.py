@@ -14,11 +14,12 @@ from hotline.domain.audit import AuditHead
 MUTABLE_FIELDS = ("severity", "status", "unit", "due_at", "triage", "workflow", "fingerprint",
                   "excluded")
 
-__all__ = ["MUTABLE_FIELDS", "ROLES", "SEVERITIES", "Account", "Case", "CaseMessage", "CaseQuery", "ReceiptRecord",
-           "case_id_for", "followup_status"]
+__all__ = ["MUTABLE_FIELDS", "ROLES", "SEVERITIES", "Account", "Case", "CaseMessage",
+           "CaseQuery", "ReceiptRecord", "case_id_for", "followup_status"]
 
 SEVERITIES = ("major", "high", "general", "low")
 ROLES = ("clerk", "officer", "supervisor", "auditor", "admin")
+# The router acts in workflows as "system"; no account can have that role.
 Kind = Literal["report", "complaint"]
 
 
