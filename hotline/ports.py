@@ -23,6 +23,7 @@ __all__ = [
     "CaseRepository",
     "Handler",
     "KeyRepository",
+    "MailThreadRepository",
     "Message",
     "Outcome",
     "PowRepository",
@@ -121,6 +122,20 @@ class PowRepository(Protocol):
         ...
 
 
+# --- mail threads (issue 4) ---------------------------------------------------------
+class MailThreadRepository(Protocol):
+    """Message-ID → case id: which case a mail thread belongs to (ours included)."""
+
+    async def remember(self, case_id: str, message_ids: Sequence[str]) -> None:
+        """Map each Message-ID to ``case_id``; an id already mapped keeps its first case."""
+        ...
+
+    async def case_for(self, message_ids: Sequence[str]) -> str | None:
+        """The case of the first of ``message_ids`` that is known, or None."""
+        ...
+# --- end mail threads ------------------------------------------------------------------
+
+
 class Store(Protocol):
     cases: CaseRepository
     audit: AuditRepository
@@ -129,6 +144,7 @@ class Store(Protocol):
     sequences: SequenceRepository
     keys: KeyRepository
     pow: PowRepository
+    mail_threads: MailThreadRepository
 
     async def open(self) -> None:
         """Connect and create tables/indexes (idempotent)."""

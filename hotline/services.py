@@ -51,7 +51,8 @@ def verify_password(account: Account | None, password: str) -> bool:
 
 
 async def add_account(store: Store, org: OrgTree, username: str, *, unit: str, role: str,
-                      password: str | None = None) -> tuple[Account, str | None]:
+                      password: str | None = None, employee_id: str | None = None
+                      ) -> tuple[Account, str | None]:
     """Create an account; returns it and the generated one-time password, if any."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
@@ -66,7 +67,8 @@ async def add_account(store: Store, org: OrgTree, username: str, *, unit: str, r
     if len(password) < 12:
         raise ValueError("password must be at least 12 characters")
     account = Account(username=username, password_hash=_HASHER.hash(password), role=role,
-                      unit=unit, created_at=utcnow(), must_change_password=generated is not None)
+                      unit=unit, created_at=utcnow(), must_change_password=generated is not None,
+                      employee_id=employee_id)
     await store.accounts.add(account)
     return account, generated
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEAD_EXCHANGE", "EXCHANGE", "PARKING_QUEUE", "QUEUES", "ROUTER_QUEUE", "QueueSpec",
-           "matches"]
+__all__ = ["DEAD_EXCHANGE", "EXCHANGE", "MAIL_OUTBOUND_QUEUE", "PARKING_QUEUE", "QUEUES",
+           "ROUTER_QUEUE", "QueueSpec", "matches"]
 
 EXCHANGE = "hotline"  # topic, durable
 DEAD_EXCHANGE = "hotline.dead"  # fanout, durable: rejected and over-limit messages
 PARKING_QUEUE = "hotline.parking"  # durable; an admin inspects and replays it
 ROUTER_QUEUE = "hotline.router"
+MAIL_OUTBOUND_QUEUE = "hotline.mail.outbound"  # consumed in the router process (issue 4)
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class QueueSpec:
 
 QUEUES: tuple[QueueSpec, ...] = (
     QueueSpec(ROUTER_QUEUE, ("submission.*",)),
+    QueueSpec(MAIL_OUTBOUND_QUEUE, ("mail.outbound",)),
 )
 
 

@@ -11,9 +11,10 @@ from aiohttp import web
 from hotline.logging import get_logger
 from hotline.topology import ROUTER_QUEUE
 from hotline.web import error_middleware, health_routes
+from router.clocks import ClockRunner
 from router.worker import Router
 
-__all__ = ["create_app", "run_consumer"]
+__all__ = ["clock_runner", "create_app", "run_consumer"]
 
 _log = get_logger("hotline.router")
 ROUTER = web.AppKey("router", Router)
@@ -31,6 +32,10 @@ async def run_consumer(router: Router, *, prefetch: int = 32) -> None:
             await asyncio.sleep(1.0)
 
 
+def clock_runner(router: Router) -> ClockRunner:
+    return ClockRunner(router.store, router.bus, router.org, router.workflows)
+
+
 def create_app(router: Router) -> web.Application:
     app = web.Application(middlewares=[error_middleware("router")])
     app[ROUTER] = router
@@ -39,11 +44,14 @@ def create_app(router: Router) -> web.Application:
         return {"store": await router.store.ping(), "bus": await router.bus.ping()}
 
     async def consumer(_app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(run_consumer(router))
+        tasks = [asyncio.create_task(run_consumer(router)),
+                 asyncio.create_task(clock_runner(router).run())]
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     app.cleanup_ctx.append(consumer)
     app.add_routes(health_routes(ready))

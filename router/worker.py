@@ -20,7 +20,14 @@ from hotline.clock import utcnow
 from hotline.contract import CaseEvent, Submission
 from hotline.crypto import KeyRing, MasterKey, open_sealed
 from hotline.domain.audit import AuditHead, next_event
-from hotline.domain.case import Case, CaseMessage, CaseQuery, ReceiptRecord, case_id_for
+from hotline.domain.case import (
+    SEVERITIES,
+    Case,
+    CaseMessage,
+    CaseQuery,
+    ReceiptRecord,
+    case_id_for,
+)
 from hotline.errors import MalformedMessage, NotFound, UnknownKey
 from hotline.logging import get_logger
 from hotline.org import OrgTree
@@ -92,7 +99,7 @@ class Router:
             await self.mail.handle(self, submission, plaintext)  # threading, acks: router/mail.py
             return
         if submission.kind == "followup":
-            await self._add_followup(submission)
+            await self._add_followup(submission, plaintext.decode("utf-8", errors="replace"))
             return
         payload = self._payload(plaintext)
         del plaintext
@@ -179,7 +186,7 @@ class Router:
             _log.info("submission.redelivered", case_id=stored.id, submission_id=submission.id)
         await self._emit("case.opened", stored, submission.correlation_id)
 
-    async def _add_followup(self, submission: Submission) -> None:
+    async def _add_followup(self, submission: Submission, text: str) -> None:
         assert submission.receipt_hash is not None
         record = await self.store.receipts.get(submission.receipt_hash)
         if record is None:
@@ -199,8 +206,39 @@ class Router:
                                type_="reporter.information_added",
                                data={"message_id": submission.id})
         case = await self.store.cases.get(record.case_id)
-        if case is not None:
-            await self._emit("case.updated", case, submission.correlation_id)
+        if case is None:
+            return
+        raised = await self._retriage(case, text)
+        if raised is not None:
+            await self._emit("case.escalated", raised, submission.correlation_id)
+        await self._emit("case.updated", raised or case, submission.correlation_id)
+
+    async def _retriage(self, case: Case, text: str) -> Case | None:
+        """Re-run triage with the new information; only ever raise automatically.
+
+        Returns the updated case when the severity went up, else None. A concurrent change
+        of the case raises ConcurrencyConflict: the message is redelivered and triage runs
+        again on the new version.
+        """
+        if not case.triage.get("fired") or case.kind not in ("report", "complaint"):
+            return None
+        private = await self._private_key(case.content.kid)
+        payload = self._payload(open_sealed(case.content, private, purpose=case.kind))
+        payload["description"] = f"{payload['description']}\n{text}"
+        previous = TriageResult.from_dict({**case.triage, "subjects": []})
+        result = self.triage.retriage(previous, TriageInput(
+            kind=case.kind, category=case.category, channel=case.channel, payload=payload,
+            real_name=bool(payload.get("identity")), unit=case.unit))
+        del payload
+        if SEVERITIES.index(result.severity) >= SEVERITIES.index(case.severity):
+            return None  # SEVERITIES runs from major down to low
+        raised = apply_triage(case, result, self.org, case.fingerprint or "")
+        updated = await self.store.cases.update(raised, expected_version=case.version)
+        await append_audit(self.store, case.id, actor="router", type_="triage.raised",
+                           data={"from": case.severity, "to": updated.severity,
+                                 "rules": result.rule_ids})
+        _log.info("case.severity_raised", case_id=case.id, severity=updated.severity)
+        return updated
 
     async def _emit(self, type_: str, case: Case, correlation_id: str) -> None:
         event = CaseEvent(

@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.support.rabbitmq",
     "tests.support.mongo",
+    "tests.support.dovecot",
 ]

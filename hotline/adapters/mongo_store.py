@@ -43,6 +43,7 @@ from hotline.ports import (
     AuditRepository,
     CaseRepository,
     KeyRepository,
+    MailThreadRepository,
     PowRepository,
     ReceiptRepository,
     SequenceRepository,
@@ -399,6 +400,30 @@ class _Pow:
         return True
 
 
+# --- mail threads (issue 4) ---------------------------------------------------------
+class _MailThreads:
+    def __init__(self, store: MongoStore) -> None:
+        self._store = store
+
+    async def remember(self, case_id: str, message_ids: Sequence[str]) -> None:
+        threads = self._store.collection("mail_threads")
+        owner = _text(case_id, "case_id")
+        for message_id in message_ids:
+            # One document per Message-ID (_id): the first case to claim it keeps it.
+            with contextlib.suppress(DuplicateKeyError):
+                await threads.insert_one({"_id": _text(message_id, "message_id"),
+                                          "case_id": owner})
+
+    async def case_for(self, message_ids: Sequence[str]) -> str | None:
+        ids = [_text(m, "message_id") for m in message_ids]
+        if not ids:
+            return None
+        cursor = self._store.collection("mail_threads").find({"_id": {"$in": ids}})
+        found = {doc["_id"]: doc["case_id"] for doc in await cursor.to_list(None)}
+        return next((found[m] for m in ids if m in found), None)
+# --- end mail threads ------------------------------------------------------------------
+
+
 class MongoStore:
     """The :class:`hotline.ports.Store` on one MongoDB database.
 
@@ -417,6 +442,7 @@ class MongoStore:
         self.sequences: SequenceRepository = _Sequences(self)
         self.keys: KeyRepository = _Keys(self)
         self.pow: PowRepository = _Pow(self)
+        self.mail_threads: MailThreadRepository = _MailThreads(self)
 
     @classmethod
     def from_url(cls, url: str) -> MongoStore:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aio_pika
@@ -161,19 +161,12 @@ class RabbitBus:
         closed are skipped, the broker redelivers them. On cancellation the message in
         hand is neither acked nor rejected; closing the channel returns it to the queue.
         """
-        connection = self._require_connection()
         inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
 
         async def receive(incoming: AbstractIncomingMessage) -> None:
             inbox.put_nowait(incoming)
 
-        try:
-            channel = await connection.channel(publisher_confirms=False)
-            await channel.set_qos(prefetch_count=prefetch)
-            amqp_queue = await channel.get_queue(queue, ensure=True)
-            consumer_tag = await amqp_queue.consume(receive)
-        except _AMQP_FAILURES as exc:
-            raise BusUnavailable(f"cannot consume {queue}: {type(exc).__name__}") from exc
+        channel, amqp_queue, consumer_tag = await self._subscribe(queue, prefetch, receive)
         _log.info("bus.consuming", queue=queue, prefetch=prefetch)
         try:
             while True:
@@ -253,6 +246,34 @@ class RabbitBus:
         if self._connection is None:
             raise BusUnavailable("the bus is not open")
         return self._connection
+
+    async def _subscribe(
+        self, queue: str, prefetch: int,
+        receive: Callable[[AbstractIncomingMessage], Awaitable[None]],
+    ) -> tuple[AbstractChannel, AbstractQueue, str]:
+        """Register the consumer, waiting out a connection that drops meanwhile.
+
+        :class:`BusUnavailable` only when the broker refuses for good (no such queue,
+        no access): retrying would not help.
+        """
+        while True:
+            connection = self._require_connection()
+            try:
+                channel = await connection.channel(publisher_confirms=False)
+                try:
+                    await channel.set_qos(prefetch_count=prefetch)
+                    amqp_queue = await channel.get_queue(queue, ensure=True)
+                    return channel, amqp_queue, await amqp_queue.consume(receive)
+                except BaseException:
+                    with contextlib.suppress(*_AMQP_FAILURES):
+                        async with asyncio.timeout(5):
+                            await channel.close()
+                    raise
+            except aiormq.exceptions.ChannelClosed as exc:
+                raise BusUnavailable(f"cannot consume {queue}: {exc}") from exc
+            except _AMQP_FAILURES as exc:
+                _log.warning("bus.consume_retry", queue=queue, error_type=type(exc).__name__)
+                await asyncio.sleep(self._reconnect_interval)
 
     async def _declare(self, channel: AbstractChannel) -> AbstractExchange:
         exchange = await channel.declare_exchange(EXCHANGE, ExchangeType.TOPIC, durable=True)

@@ -37,6 +37,7 @@ from hotline.ports import (
     AuditRepository,
     CaseRepository,
     KeyRepository,
+    MailThreadRepository,
     PowRepository,
     ReceiptRepository,
     SequenceRepository,
@@ -88,6 +89,7 @@ CREATE TABLE IF NOT EXISTS pow_burnt (challenge_id TEXT PRIMARY KEY, expires_at 
 CREATE TABLE IF NOT EXISTS case_messages (
     id TEXT PRIMARY KEY, case_id TEXT NOT NULL, at TEXT NOT NULL, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS case_messages_by_case ON case_messages (case_id, at);
+CREATE TABLE IF NOT EXISTS mail_threads (message_id TEXT PRIMARY KEY, case_id TEXT NOT NULL);
 """
 
 
@@ -427,6 +429,29 @@ class _Pow(_Base):
             return cursor.rowcount == 1
 
 
+# --- mail threads (issue 4) ---------------------------------------------------------
+class _MailThreads(_Base):
+    async def remember(self, case_id: str, message_ids: Sequence[str]) -> None:
+        rows = [(_text(m, "message_id"), _text(case_id, "case_id")) for m in message_ids]
+        if not rows:
+            return
+        async with self._store.transaction() as db:
+            await db.executemany(
+                "INSERT OR IGNORE INTO mail_threads (message_id, case_id) VALUES (?, ?)", rows)
+
+    async def case_for(self, message_ids: Sequence[str]) -> str | None:
+        ids = [_text(m, "message_id") for m in message_ids]
+        if not ids:
+            return None
+        async with self._store.transaction() as db:
+            marks = ", ".join("?" for _ in ids)
+            sql = f"SELECT message_id, case_id FROM mail_threads WHERE message_id IN ({marks})"  # noqa: S608 — only placeholders
+            cursor = await db.execute(sql, ids)
+            found = {row[0]: row[1] for row in await cursor.fetchall()}
+        return next((found[m] for m in ids if m in found), None)
+# --- end mail threads ------------------------------------------------------------------
+
+
 class SqliteStore:
     """The :class:`hotline.ports.Store` on one SQLite file."""
 
@@ -442,6 +467,7 @@ class SqliteStore:
         self.sequences: SequenceRepository = _Sequences(self)
         self.keys: KeyRepository = _Keys(self)
         self.pow: PowRepository = _Pow(self)
+        self.mail_threads: MailThreadRepository = _MailThreads(self)
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -122,12 +122,12 @@ class RabbitNode:
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
-                self.stop()
+                self.kill()
                 pytest.fail(f"RabbitMQ node {self.name} exited during startup:\n"
                             f"{self._tail()}", pytrace=False)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                self.stop()
+                self.kill()
                 pytest.fail(f"RabbitMQ node {self.name} not up after {timeout:.0f} s:\n"
                             f"{self._tail()}", pytrace=False)
             # await_startup exits 69 at once while the Erlang node is not reachable yet.
@@ -186,8 +186,14 @@ class RabbitNode:
         self.ctl("await_startup")
 
     def close_all_connections(self, reason: str = "test") -> None:
-        """Force-close every client connection, as a broker restart would."""
-        self.ctl("close_all_connections", reason)
+        """Force-close every client connection of every vhost, as a broker restart would."""
+        # Without --global, rabbitmqctl closes only the connections of vhost "/".
+        self.ctl("close_all_connections", "--global", reason)
+
+    def client_ports(self) -> set[int]:
+        """The client-side TCP ports of the AMQP connections open right now (all vhosts)."""
+        output = self.ctl("list_connections", "peer_port", "--quiet", "--no-table-headers")
+        return {int(line) for line in output.split() if line.isdigit()}
 
     def ctl(self, *args: str) -> str:
         """Run ``rabbitmqctl -n NODE ARGS`` and return its stdout; fail the test if it fails."""

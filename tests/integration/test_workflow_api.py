@@ -1,0 +1,208 @@
+"""Triage, routing and the workflow engine through the real router and casework API."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from casework.app import CaseworkDeps, create_app
+from hotline.contract import Submission
+from hotline.crypto import receipt_reply_public_key, seal
+from hotline.ports import Message
+from hotline.services import add_account, load_keyring, verify_audit
+from router.clocks import ClockRunner
+from router.worker import Router
+from tests.support.embedded import Embedded, embedded
+
+pytestmark = pytest.mark.integration
+
+ClientFactory = Callable[..., Awaitable[TestClient]]  # type: ignore[type-arg]
+PASSWORD = "a long enough passphrase"
+
+
+class Recorder:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.published: list[Message] = []
+
+    async def publish(self, message: Message) -> None:
+        await self.inner.publish(message)
+        self.published.append(message)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Embedded]:
+    async with embedded(tmp_path) as instance:
+        for name, unit, role, employee in (
+                ("hq-officer", "HQ", "officer", None), ("hq-super", "HQ", "supervisor", None),
+                ("hq-super2", "HQ", "supervisor", None),
+                ("gd-officer", "GD", "officer", None),
+                # The GD general manager also has an account (e.g. as a GD supervisor).
+                ("gd-gm", "GD", "supervisor", "GD0001")):
+            await add_account(instance.store, instance.org, name, unit=unit, role=role,
+                              password=PASSWORD, employee_id=employee)
+        yield instance
+
+
+@pytest.fixture
+def router(env: Embedded) -> Router:
+    return Router(store=env.store, bus=Recorder(env.bus), org=env.org, master=env.master)
+
+
+@pytest.fixture
+async def client(env: Embedded, aiohttp_client: ClientFactory) -> TestClient:  # type: ignore[type-arg]
+    return await aiohttp_client(create_app(CaseworkDeps(env.settings, env.store, env.bus, env.org,
+                                                        env.master)))
+
+
+async def file_report(env: Embedded, router: Router, payload: dict[str, Any], *,
+                      unit: str | None = None, category: str = "corruption",
+                      receipt: str = "ABCDEFGHJKMNPQRSTVWX") -> str:
+    ring = await load_keyring(env.store, env.master)
+    kid, public = ring.active_public_key()
+    sub = Submission(id=secrets.token_urlsafe(12), occurred_at=datetime.now(UTC),
+                     correlation_id="corr-workflow", kind="report", channel="web",
+                     sealed=seal(json.dumps(payload, ensure_ascii=False).encode(), public,
+                                 kid=kid, purpose="report"),
+                     sealed_by="client", category=category, unit=unit,
+                     receipt_hash=env.receipts.receipt_hash(receipt),
+                     reply_key=receipt_reply_public_key(receipt))
+    await router.handle(Message(sub.routing_key, sub.id, sub.to_bytes()))
+    case = await env.store.cases.by_submission(sub.id)
+    assert case is not None
+    return case.id
+
+
+async def login(client: TestClient, username: str) -> dict[str, str]:  # type: ignore[type-arg]
+    resp = await client.post("/api/v1/auth/login", json={"username": username,
+                                                         "password": PASSWORD})
+    assert 200 == resp.status
+    return {"Authorization": f"Bearer {(await resp.json())['token']}"}
+
+
+async def act(client: TestClient, headers: dict[str, str], case_id: str, action: str,  # type: ignore[type-arg]
+              **fields: Any) -> tuple[int, Any]:
+    resp = await client.post(f"/api/v1/cases/{case_id}/actions",
+                             json={"action": action, **fields}, headers=headers)
+    return resp.status, await resp.json()
+
+
+LEADER_REPORT = {"description": "广东公司总经理陈国强收受供应商贿赂人民币1500万元，并安排亲属公司中标。",
+                 "subjects": [{"name": "陈国强", "unit": "GD", "position": "总经理"}]}
+
+
+async def test_report_about_a_leader_goes_up_and_hides_from_him(
+        client: TestClient, env: Embedded, router: Router) -> None:  # type: ignore[type-arg]
+    """A provincial leader as subject: major, routed to HQ, never visible to him."""
+    case_id = await file_report(env, router, LEADER_REPORT, unit="GD")
+    case = await env.store.cases.get(case_id)
+    assert case is not None
+    assert ("major", "HQ", "serious") == (case.severity, case.unit, case.triage["flow"])
+    assert "GD0001" in case.excluded
+    hq = await login(client, "hq-officer")
+    view = await (await client.get(f"/api/v1/cases/{case_id}", headers=hq)).json()
+    assert {"major"} == {view["severity"]}
+    assert view["triage"]["explanation"]
+    gm = await login(client, "gd-gm")
+    assert 404 == (await client.get(f"/api/v1/cases/{case_id}", headers=gm)).status
+    listed = await (await client.get("/api/v1/cases", headers=gm)).json()
+    assert case_id not in {c["id"] for c in listed["items"]}
+
+
+async def test_workflow_actions_enforce_state_role_fields_and_four_eyes(
+        client: TestClient, env: Embedded, router: Router) -> None:  # type: ignore[type-arg]
+    """Actions follow the definition: 409 wrong state, 403 wrong role, 422 missing fields,
+    no approving one's own proposal, and closure only when its conditions hold."""
+    case_id = await file_report(env, router, {"description": "仓库管理员虚报加班费约三千元。"},
+                                unit="HQ")
+    officer, supervisor = await login(client, "hq-officer"), await login(client, "hq-super")
+    view = await (await client.get(f"/api/v1/cases/{case_id}", headers=officer)).json()
+    assert "acknowledged" == view["workflow"]["state"]
+    assert "accept" in view["workflow"]["actions"]
+    assert 409 == (await act(client, officer, case_id, "close"))[0]
+    assert 409 == (await act(client, supervisor, case_id, "approve_disposition"))[0]
+    status, body = await act(client, officer, case_id, "accept")
+    assert 200 == status, body
+    assert 422 == (await act(client, officer, case_id, "propose_disposition"))[0]
+    status, body = await act(client, officer, case_id, "propose_disposition",
+                             disposition="初步核實", collective_review="2026-11 紀檢會議 第7號")
+    assert 200 == status, body
+    assert "disposition_proposed" == body["status"]
+    assert 403 == (await act(client, officer, case_id, "approve_disposition"))[0]
+    # A supervisor approves; the officer who proposed cannot (wrong role anyway) and a
+    # stale write is refused.
+    status, body = await act(client, supervisor, case_id, "approve_disposition")
+    assert 200 == status, body
+    events = (await (await client.get(f"/api/v1/cases/{case_id}/audit",
+                                      headers=officer)).json())["events"]
+    assert {"workflow.accept", "workflow.propose_disposition",
+            "workflow.approve_disposition"} <= {e["type"] for e in events}
+    assert (await verify_audit(env.store)).ok
+
+
+async def test_severity_is_lowered_only_with_a_reason(
+        client: TestClient, env: Embedded, router: Router) -> None:  # type: ignore[type-arg]
+    """Officers may lower severity only with a reason; it is audited."""
+    case_id = await file_report(env, router, LEADER_REPORT, unit="GD")
+    officer = await login(client, "hq-officer")
+    assert 422 == (await act(client, officer, case_id, "change_severity", severity="low"))[0]
+    status, body = await act(client, officer, case_id, "change_severity", severity="high",
+                             reason="amount is a rumour; verified as RMB 15,000")
+    assert (200, "high") == (status, body["severity"])
+
+
+async def test_new_information_raises_but_never_lowers(env: Embedded, router: Router) -> None:
+    """A follow-up naming an imminent danger raises the case; a calm one does not lower it."""
+    receipt = "7KQ2M0000011111ABCDE"
+    case_id = await file_report(env, router, {"description": "工地的脚手架有些松动。"},
+                                unit="SC", category="safety", receipt=receipt)
+    before = await env.store.cases.get(case_id)
+    assert before is not None
+    ring = await load_keyring(env.store, env.master)
+    kid, public = ring.active_public_key()
+    for text in ("补充：脚手架今天已经倒塌，压死3名工人，还有人被困随时可能死亡。",
+                 "一切正常了。"):
+        sub = Submission(id=secrets.token_urlsafe(12), occurred_at=datetime.now(UTC),
+                         correlation_id="corr-followup", kind="followup", channel="web",
+                         sealed=seal(text.encode(), public, kid=kid, purpose="message"),
+                         sealed_by="intake", receipt_hash=env.receipts.receipt_hash(receipt))
+        await router.handle(Message(sub.routing_key, sub.id, sub.to_bytes()))
+    after = await env.store.cases.get(case_id)
+    assert after is not None
+    assert "major" == after.severity
+    assert before.severity != after.severity
+    types = [e.type for e in await env.store.audit.events(case_id)]
+    assert 1 == types.count("triage.raised")
+    assert any(m.routing_key == "case.escalated" for m in router.bus.published)  # type: ignore[attr-defined]
+
+
+async def test_clock_crossings_are_announced_exactly_once_by_many_runners(
+        env: Embedded, router: Router) -> None:
+    """Three runners sweeping the same overdue case announce each crossing once."""
+    case_id = await file_report(env, router, {"description": "仓库管理员虚报加班费约三千元。"},
+                                unit="HQ")
+    bus = Recorder(env.bus)
+    runners = [ClockRunner(env.store, bus, env.org, router.workflows) for _ in range(3)]
+    later = datetime.now(UTC) + timedelta(days=60)
+    import asyncio
+
+    counts = await asyncio.gather(*(r.sweep(later) for r in runners))
+    again = await asyncio.gather(*(r.sweep(later) for r in runners))
+    assert 0 == sum(again)
+    escalations = [m for m in bus.published if m.routing_key == "case.escalated"]
+    assert sum(counts) == len(escalations) == len({m.message_id for m in escalations})
+    assert sum(counts) >= 2  # at least one clock overdue and escalated up after 60 days
+    events = [e for e in await env.store.audit.events(case_id) if e.type.startswith("clock.")]
+    assert sum(counts) == len(events)
+    assert {"clock.overdue", "clock.escalated_up"} <= {e.type for e in events}
+    assert (await verify_audit(env.store)).ok
