@@ -19,7 +19,7 @@ from hotline.casefile import apply_workflow, workflow_of
 from hotline.clock import utcnow
 from hotline.contract import format_time, parse_time
 from hotline.crypto import KeyRing, MasterKey, TokenSigner, open_sealed, seal
-from hotline.domain.case import SEVERITIES, Account, Case, CaseMessage, CaseQuery
+from hotline.domain.case import SEVERITIES, Account, Case, CaseMessage, CaseQuery, identities
 from hotline.errors import ConcurrencyConflict, ContractError, SealError, UnknownKey
 from hotline.logging import get_logger
 from hotline.org import OrgTree
@@ -171,7 +171,7 @@ async def list_cases(request: web.Request) -> web.Response:
         severity=_choice(request, "severity", SEVERITIES), unit=unit,
         overdue_at=utcnow() if overdue == "true" else None,
         after=_decode_cursor(cursor) if cursor else None, limit=limit + 1,
-        viewer=account.employee_id)
+        viewer=identities(account))
     cases = await deps.store.cases.query(query)
     page, more = cases[:limit], len(cases) > limit
     return web.json_response({"items": [c.summary() for c in page],
@@ -189,8 +189,8 @@ async def _visible_case(request: web.Request) -> Case:
     # A case outside the caller's scope, or about the caller (never-to-the-subject), does
     # not exist for them.
     account = _account(request)
-    if case is None or case.unit not in _scope(request) or (
-            account.employee_id is not None and account.employee_id in case.excluded):
+    if case is None or case.unit not in _scope(request) or set(identities(account)) & set(
+            case.excluded):
         raise ApiError(404, "not_found", "no such case")
     return case
 
@@ -276,6 +276,10 @@ async def post_action(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_request", "action must be a string (note optional)")
     if action == "change_severity":
         updated = await _change_severity(request, case, doc, account)
+    elif action == "assign":
+        updated = await _assign(request, case, doc, account)
+    elif action == "declare_recusal":
+        updated = await _declare_recusal(request, case, doc, account)
     else:
         engine = request.app[WORKFLOWS]
         try:
@@ -299,6 +303,62 @@ async def _save(store: Store, case: Case, version: int) -> Case:
         return await store.cases.update(case, expected_version=version)
     except ConcurrencyConflict:
         raise ApiError(409, "conflict", "the case changed meanwhile; reload and retry") from None
+
+
+async def _assign(request: web.Request, case: Case, doc: dict[str, Any],
+                  account: Account) -> Case:
+    """Supervisors assign a handler who can see the case and is not excluded from it."""
+    deps = request.app[DEPS]
+    if account.role != "supervisor":
+        raise ApiError(403, "forbidden", "only supervisors assign cases")
+    name = doc.get("assignee")
+    if not isinstance(name, str) or set(doc) != {"assignee"}:
+        raise ApiError(422, "unprocessable", "assignee (a username) is required")
+    assignee = await deps.store.accounts.get(name)
+    if assignee is None or assignee.disabled or assignee.role not in ("officer", "supervisor"):
+        raise ApiError(422, "unprocessable", "assignee must be an active officer or supervisor")
+    if case.unit not in deps.org.subtree(assignee.unit):
+        raise ApiError(422, "unprocessable", "assignee's unit does not cover this case")
+    if set(identities(assignee)) & set(case.excluded):
+        # Never-to-the-subject and recusals: refused without saying which applies.
+        raise ApiError(422, "unprocessable", "this person cannot be assigned to this case")
+    updated = await _save(deps.store, replace(case, workflow={**case.workflow,
+                                                              "assignee": name}), case.version)
+    await append_audit(deps.store, case.id, actor=account.username, type_="case.assigned",
+                       data={"assignee": name})
+    return updated
+
+
+async def _declare_recusal(request: web.Request, case: Case, doc: dict[str, Any],
+                           account: Account) -> Case:
+    """An officer declares a conflict; from now on the case is hidden from them."""
+    deps = request.app[DEPS]
+    ground = doc.get("ground")
+    if ground not in ("relative", "witness", "interest", "other") or set(doc) != {"ground"}:
+        raise ApiError(422, "unprocessable",
+                       "ground must be relative, witness, interest or other")
+    excluded = tuple(sorted({*case.excluded, f"user:{account.username}"}))
+    workflow = {**case.workflow}
+    if workflow.get("assignee") == account.username:
+        workflow.pop("assignee")
+    updated = await _save(deps.store, replace(case, excluded=excluded, workflow=workflow),
+                          case.version)
+    await append_audit(deps.store, case.id, actor=account.username, type_="recusal.declared",
+                       data={"ground": ground})
+    return updated
+
+
+async def list_stubs(request: web.Request) -> web.Response:
+    """Cases forwarded away from the caller's units: reference and where, nothing else."""
+    account = _account(request)
+    if account.role == "auditor":
+        raise ApiError(403, "forbidden", "auditors read audit trails, not case lists")
+    stubs = await request.app[DEPS].store.cases.query(CaseQuery(
+        units=None, stub_units=_scope(request), viewer=identities(account), limit=200))
+    return web.json_response({"items": [
+        {"id": c.id, "reference": c.reference, "kind": c.kind, "stub": True,
+         "from_unit": c.stub_unit, "forwarded_to": c.unit,
+         "forwarded_at": format_time(c.opened_at)} for c in stubs]})
 
 
 async def _change_severity(request: web.Request, case: Case, doc: dict[str, Any],
@@ -395,6 +455,7 @@ def create_app(deps: CaseworkDeps) -> web.Application:
     app.add_routes([
         web.post("/api/v1/auth/login", login),
         web.get("/api/v1/cases", list_cases),
+        web.get("/api/v1/stubs", list_stubs),
         web.get("/api/v1/cases/{case_id}", get_case),
         web.get("/api/v1/cases/{case_id}/audit", get_audit),
         web.post("/api/v1/cases/{case_id}/messages", post_message),

@@ -26,7 +26,7 @@ async def deliver(handler: Handler, message: Message) -> Outcome:
                      routing_key=message.routing_key, error_type=type(exc).__name__,
                      field=getattr(exc, "field", None))
         return Outcome.REJECT
-    except Exception as exc:
+    except Exception as exc:  # any other failure is treated as transient
         _log.warning("message.retry", message_id=message.message_id,
                      routing_key=message.routing_key, error_type=type(exc).__name__,
                      delivery_count=message.delivery_count)

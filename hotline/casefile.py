@@ -60,5 +60,7 @@ def apply_triage(case: Case, result: TriageResult, org: OrgTree, fingerprint: st
                           for f in result.fired]
     unit = result.responsible_unit if result.responsible_unit in org else case.unit
     excluded = tuple(sorted({e.employee_id for e in result.exclusions if e.employee_id}))
+    stub = result.stub_unit if result.stub_unit in org and result.stub_unit != unit else None
     return replace(case, severity=result.severity, category=result.category, unit=unit, triage=doc,
-                   fingerprint=fingerprint, excluded=excluded)
+                   fingerprint=fingerprint, excluded=tuple(sorted({*case.excluded, *excluded})),
+                   stub_unit=stub or case.stub_unit)

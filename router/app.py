@@ -27,7 +27,7 @@ async def run_consumer(router: Router, *, prefetch: int = 32) -> None:
             await router.bus.consume(ROUTER_QUEUE, router.handle, prefetch=prefetch)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # the consumer must outlive bus hiccups
             _log.error("consumer.crashed", error_type=type(exc).__name__)
             await asyncio.sleep(1.0)
 

@@ -61,7 +61,7 @@ class ClockRunner:
                 await self.sweep(utcnow())
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 — the runner must outlive one bad sweep
+            except Exception as exc:  # the runner must outlive one bad sweep
                 _log.error("clocks.sweep_failed", error_type=type(exc).__name__)
             await asyncio.sleep(self.interval_seconds)
 

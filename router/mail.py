@@ -22,11 +22,13 @@ queued as ``mail.outbound`` and delivered by :class:`hotline.mail.outbound.Outbo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from aiohttp import web
 from prometheus_client import Counter
 
 from hotline.contract import Submission
@@ -38,19 +40,23 @@ from hotline.mail._model import Language
 from hotline.mail._threading import reference_tags
 from hotline.mail.config import LANGUAGES, MailboxBook, load_mailboxes
 from hotline.mail.outbound import (
+    OutboundConsumer,
     OutboundMail,
     RecipientCaps,
+    delivery_for,
     our_message_id,
     outbound_id_for,
     queue_outbound,
 )
-from hotline.org import load_org
+from hotline.org import OrgTree, load_org
 from hotline.services import append_audit
+from hotline.settings import Settings
+from hotline.topology import MAIL_OUTBOUND_QUEUE
 
 if TYPE_CHECKING:
     from router.worker import Router
 
-__all__ = ["MailDesk", "acknowledgement_text"]
+__all__ = ["MailDesk", "acknowledgement_text", "mail_desk", "outbound_mail"]
 
 _log = get_logger("hotline.router.mail")
 
@@ -312,3 +318,40 @@ class MailDesk:
             self._caps = RecipientCaps(router.store, router.master.derive("mail-recipient-caps"),
                                        per_hour=self.ack_per_hour, per_day=self.ack_per_day)
         return self._caps
+
+
+async def _consume_outbound(router: Router, consumer: OutboundConsumer) -> None:
+    """Consume ``mail.outbound`` until cancelled; a crashed consumer restarts after a pause."""
+    while True:
+        try:
+            await router.bus.consume(MAIL_OUTBOUND_QUEUE, consumer.handle, prefetch=8)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            _log.error("outbound.consumer_crashed", error_type=type(exc).__name__)
+            await asyncio.sleep(1.0)
+
+
+def outbound_mail(router: Router, settings: Settings
+                  ) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A ``cleanup_ctx`` delivering queued outbound mail (relay or outbox) in this process."""
+    consumer = OutboundConsumer(router.store, router._private_key,
+                                delivery_for(settings.smtp_url, settings.data_dir),
+                                settings.mail_domain)
+
+    async def context(_app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(_consume_outbound(router, consumer))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return context
+
+
+def mail_desk(settings: Settings, org: OrgTree) -> MailDesk:
+    """The desk of a configured process: mailboxes from the org and the mailboxes file."""
+    return MailDesk(load_mailboxes(org, settings.mail_domain, settings.mailboxes_file),
+                    settings.mail_domain)

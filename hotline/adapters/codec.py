@@ -55,6 +55,7 @@ def case_to_doc(case: Case) -> dict[str, Any]:
         "version": case.version,
         "fingerprint": case.fingerprint,
         "excluded": list(case.excluded),
+        "stub_unit": case.stub_unit,
     }
 
 
@@ -86,6 +87,7 @@ def case_from_doc(doc: dict[str, Any]) -> Case:
         version=int(doc.get("version", 1)),
         fingerprint=doc.get("fingerprint"),
         excluded=tuple(doc.get("excluded") or ()),
+        stub_unit=doc.get("stub_unit"),
     )
 
 

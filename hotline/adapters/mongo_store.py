@@ -190,7 +190,14 @@ class _Cases:
         if query.fingerprint is not None:
             clauses.append({"fingerprint": _text(query.fingerprint, "fingerprint")})
         if query.viewer is not None:
-            clauses.append({"excluded": {"$ne": _text(query.viewer, "viewer")}})
+            if not isinstance(query.viewer, tuple):
+                raise ContractError("viewer must be a tuple of strings", field="viewer")
+            clauses.append({"excluded": {"$nin": [_text(v, "viewer") for v in query.viewer]}})
+        if query.stub_units is not None:
+            if not isinstance(query.stub_units, set | frozenset):
+                raise ContractError("stub_units must be a set of strings", field="stub_units")
+            clauses.append({"stub_unit": {"$in": sorted(_text(u, "stub_units")
+                                                        for u in query.stub_units)}})
         if query.overdue_at is not None:
             clauses.append({"due_at": {"$lt": _moment(query.overdue_at, "overdue_at")},
                             "status": {"$nin": _CLOSED}})

@@ -94,7 +94,7 @@ class SqliteBus:
             # FULL: a publish that returned survives a power cut, not only a crash.
             await db.execute("PRAGMA synchronous = FULL")
             await db.executescript(_SCHEMA)
-        except Exception as exc:
+        except Exception as exc:  # any failure to open means the same to callers
             raise BusUnavailable(f"cannot open the embedded queue {self.path}: {exc}") from exc
         self._db = db
 
@@ -112,7 +112,7 @@ class SqliteBus:
         try:
             async with self._lock:
                 await self._db.execute("SELECT 1")
-        except Exception:
+        except Exception:  # readiness is a yes/no question
             return False
         return True
 
@@ -152,7 +152,7 @@ class SqliteBus:
                     except BaseException:
                         await db.execute("ROLLBACK")
                         raise
-            except Exception as exc:
+            except Exception as exc:  # reported to every waiting publisher
                 error = BusUnavailable(f"embedded queue did not take the message: {exc}")
                 for _, future in batch:
                     if not future.done():

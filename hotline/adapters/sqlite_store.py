@@ -60,7 +60,8 @@ CREATE TABLE IF NOT EXISTS cases (
     version INTEGER NOT NULL,
     doc TEXT NOT NULL,
     fingerprint TEXT,
-    excluded TEXT NOT NULL DEFAULT '[]'
+    excluded TEXT NOT NULL DEFAULT '[]',
+    stub_unit TEXT
 );
 CREATE INDEX IF NOT EXISTS cases_by_opened ON cases (opened_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS cases_by_unit ON cases (unit, opened_at DESC);
@@ -139,7 +140,8 @@ async def _migrate(db: aiosqlite.Connection) -> None:
     columns = {row[0] for row in await cursor.fetchall()}
     if not columns:
         return
-    for column, ddl in (("fingerprint", "TEXT"), ("excluded", "TEXT NOT NULL DEFAULT '[]'")):
+    for column, ddl in (("fingerprint", "TEXT"), ("excluded", "TEXT NOT NULL DEFAULT '[]'"),
+                        ("stub_unit", "TEXT")):
         if column not in columns:
             await db.execute(f"ALTER TABLE cases ADD COLUMN {column} {ddl}")
 
@@ -148,7 +150,7 @@ def _row(case: Case) -> tuple[Any, ...]:
     return (case.receipt_hash, case.kind, case.severity, case.status, case.unit,
             _time(case.opened_at), None if case.due_at is None else _time(case.due_at),
             case.version, _dumps(case_to_doc(case)), case.fingerprint,
-            json.dumps(list(case.excluded)))
+            json.dumps(list(case.excluded)), case.stub_unit)
 
 
 class _Base:
@@ -179,8 +181,8 @@ class _Cases(_Base):
                              audit_head=None if head is None else AuditHead(head.seq, head.hash))
             await db.execute(
                 "INSERT INTO cases (id, submission_id, reference, receipt_hash, kind, severity,"
-                " status, unit, opened_at, due_at, version, doc, fingerprint, excluded)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " status, unit, opened_at, due_at, version, doc, fingerprint, excluded,"
+                " stub_unit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (stored.id, stored.submission_id, stored.reference, *_row(stored)))
             await _insert_events(db, events, ignore=False)
             if receipt is not None:
@@ -223,8 +225,18 @@ class _Cases(_Base):
             clauses.append("fingerprint = ?")
             params.append(_text(query.fingerprint, "fingerprint"))
         if query.viewer is not None:
-            clauses.append("NOT EXISTS (SELECT 1 FROM json_each(cases.excluded) WHERE value = ?)")
-            params.append(_text(query.viewer, "viewer"))
+            viewer = [_text(v, "viewer") for v in query.viewer] if isinstance(
+                query.viewer, tuple) else [_text(query.viewer, "viewer")]
+            marks = ", ".join("?" for _ in viewer)
+            clauses.append("NOT EXISTS (SELECT 1 FROM json_each(cases.excluded) WHERE value IN"  # noqa: S608
+                           " (" + marks + "))")
+            params.extend(viewer)
+        if query.stub_units is not None:
+            stubs = [_text(u, "stub_units") for u in sorted(query.stub_units)]
+            if not stubs:
+                return []
+            clauses.append(f"stub_unit IN ({', '.join('?' for _ in stubs)})")
+            params.extend(stubs)
         if query.overdue_at is not None:
             clauses.append("due_at IS NOT NULL AND due_at < ? AND status NOT IN "
                            "('closed', 'archived')")
@@ -274,8 +286,9 @@ class _Cases(_Base):
                               version=current.version + 1)
             await db.execute(
                 "UPDATE cases SET receipt_hash = ?, kind = ?, severity = ?, status = ?, unit = ?,"
-                " opened_at = ?, due_at = ?, version = ?, doc = ?, fingerprint = ?, excluded = ?"
-                " WHERE id = ? AND version = ?", (*_row(updated), case.id, expected_version))
+                " opened_at = ?, due_at = ?, version = ?, doc = ?, fingerprint = ?, excluded = ?,"
+                " stub_unit = ? WHERE id = ? AND version = ?",
+                (*_row(updated), case.id, expected_version))
             return updated
 
     async def set_status(self, case_id: str, status: str, *, expected_version: int) -> Case:
@@ -479,7 +492,7 @@ class SqliteStore:
             await db.execute("PRAGMA foreign_keys = ON")
             await _migrate(db)
             await db.executescript(_SCHEMA)
-        except Exception as exc:
+        except Exception as exc:  # any failure to open means the same to callers
             raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc
         self._db = db
 
@@ -494,7 +507,7 @@ class SqliteStore:
         try:
             async with self.transaction() as db:
                 await db.execute("SELECT 1")
-        except Exception:
+        except Exception:  # readiness is a yes/no question
             return False
         return True
 

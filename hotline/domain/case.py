@@ -12,10 +12,10 @@ from hotline.crypto import Sealed
 from hotline.domain.audit import AuditHead
 
 MUTABLE_FIELDS = ("severity", "status", "unit", "due_at", "triage", "workflow", "fingerprint",
-                  "excluded")
+                  "excluded", "stub_unit")
 
 __all__ = ["MUTABLE_FIELDS", "ROLES", "SEVERITIES", "Account", "Case", "CaseMessage",
-           "CaseQuery", "ReceiptRecord", "case_id_for", "followup_status"]
+           "CaseQuery", "ReceiptRecord", "case_id_for", "followup_status", "identities"]
 
 SEVERITIES = ("major", "high", "general", "low")
 ROLES = ("clerk", "officer", "supervisor", "auditor", "admin")
@@ -70,6 +70,7 @@ class Case:
     version: int = 1
     fingerprint: str | None = None
     excluded: tuple[str, ...] = ()
+    stub_unit: str | None = None  # the lower level that keeps only a stub (graded handling)
 
     def summary(self) -> dict[str, Any]:
         """CaseSummary of CONTRACT §3."""
@@ -85,6 +86,14 @@ class Case:
             "opened_at": format_time(self.opened_at),
             "due_at": None if self.due_at is None else format_time(self.due_at),
         }
+
+
+def identities(account: Account) -> tuple[str, ...]:
+    """What a case's exclusions may name an account by."""
+    ids = [f"user:{account.username}"]
+    if account.employee_id:
+        ids.append(account.employee_id)
+    return tuple(ids)
 
 
 def followup_status(case: Case | None) -> str:
@@ -134,4 +143,6 @@ class CaseQuery:
     after: tuple[datetime, str] | None = None
     limit: int = 50
     fingerprint: str | None = None
-    viewer: str | None = None  # employee id of the reader: cases excluding them are hidden
+    # Identities of the reader (employee id, "user:<name>"): cases excluding any are hidden.
+    viewer: tuple[str, ...] | None = None
+    stub_units: frozenset[str] | None = None  # only cases forwarded away from these units

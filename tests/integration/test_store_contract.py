@@ -394,6 +394,15 @@ async def test_update_stores_mutable_fields_only(store: Store) -> None:
     assert expected == await store.cases.get(case.id)
 
 
+async def test_stub_units_find_cases_forwarded_away(store: Store) -> None:
+    """A case escalated away from a unit is found by that unit as a stub, and only so."""
+    first = await open_case(store, make_case(1, unit="HQ"))
+    await open_case(store, make_case(2, unit="GD"))
+    await store.cases.update(replace(first, stub_unit="GD"), expected_version=1)
+    stubs = await store.cases.query(CaseQuery(units=None, stub_units=frozenset({"GD"})))
+    assert [(first.id, "HQ", "GD")] == [(c.id, c.unit, c.stub_unit) for c in stubs]
+
+
 async def test_update_with_a_stale_version_conflicts(store: Store) -> None:
     """Two writers from the same version: the second gets ConcurrencyConflict."""
     case = await open_case(store, make_case(1))
@@ -414,11 +423,13 @@ async def test_query_by_fingerprint_and_viewer_exclusion(store: Store) -> None:
     assert [first.id] == [c.id for c in await store.cases.query(
         CaseQuery(units=None, fingerprint="a" * 64))]
     assert [second.id] == [c.id for c in await store.cases.query(CaseQuery(units=None,
-                                                                           viewer="E7"))]
+                                                                           viewer=("E7",)))]
     assert {first.id, second.id} == {c.id for c in await store.cases.query(
-        CaseQuery(units=None, viewer="E8"))}
+        CaseQuery(units=None, viewer=("E8", "user:someone")))}
+    assert [] == await store.cases.query(CaseQuery(units=None, viewer=("E8",),
+                                                   stub_units=frozenset({"GD"})))
     with pytest.raises(ContractError):
-        await store.cases.query(CaseQuery(units=None, viewer={"$ne": ""}))  # type: ignore[arg-type]
+        await store.cases.query(CaseQuery(units=None, viewer=({"$ne": ""},)))  # type: ignore[arg-type]
 
 
 # --- accounts, keys, proof of work, sequences --------------------------------------------

@@ -97,7 +97,8 @@ async def act(client: TestClient, headers: dict[str, str], case_id: str, action:
     return resp.status, await resp.json()
 
 
-LEADER_REPORT = {"description": "广东公司总经理陈国强收受供应商贿赂人民币1500万元，并安排亲属公司中标。",
+LEADER_REPORT = {"description": "广东公司总经理陈国强收受供应商贿赂人民币1500万元，"
+                                "并安排亲属公司中标。",
                  "subjects": [{"name": "陈国强", "unit": "GD", "position": "总经理"}]}
 
 
@@ -117,6 +118,20 @@ async def test_report_about_a_leader_goes_up_and_hides_from_him(
     assert 404 == (await client.get(f"/api/v1/cases/{case_id}", headers=gm)).status
     listed = await (await client.get("/api/v1/cases", headers=gm)).json()
     assert case_id not in {c["id"] for c in listed["items"]}
+    assert [] == (await (await client.get("/api/v1/stubs", headers=gm)).json())["items"]
+    # The provincial unit keeps a stub only: reference and where it went, no content.
+    gd = await login(client, "gd-officer")
+    assert 404 == (await client.get(f"/api/v1/cases/{case_id}", headers=gd)).status
+    stubs = (await (await client.get("/api/v1/stubs", headers=gd)).json())["items"]
+    assert [(case_id, "GD", "HQ")] == [(s["id"], s["from_unit"], s["forwarded_to"])
+                                       for s in stubs]
+    assert {"id", "reference", "kind", "stub", "from_unit", "forwarded_to",
+            "forwarded_at"} == set(stubs[0])
+    # Nobody can assign the named manager, even though his unit and role would allow it.
+    supervisor = await login(client, "hq-super")
+    assert 422 == (await act(client, supervisor, case_id, "assign", assignee="gd-gm"))[0]
+    assert 200 == (await act(client, supervisor, case_id, "assign",
+                             assignee="hq-officer"))[0]
 
 
 async def test_workflow_actions_enforce_state_role_fields_and_four_eyes(
@@ -148,6 +163,24 @@ async def test_workflow_actions_enforce_state_role_fields_and_four_eyes(
     assert {"workflow.accept", "workflow.propose_disposition",
             "workflow.approve_disposition"} <= {e["type"] for e in events}
     assert (await verify_audit(env.store)).ok
+
+
+async def test_declared_recusal_hides_the_case_at_once(
+        client: TestClient, env: Embedded, router: Router) -> None:  # type: ignore[type-arg]
+    """An officer who declares a conflict loses access immediately and cannot be assigned."""
+    case_id = await file_report(env, router, {"description": "仓库管理员虚报加班费约三千元。"},
+                                unit="HQ")
+    officer = await login(client, "hq-officer")
+    assert 200 == (await client.get(f"/api/v1/cases/{case_id}", headers=officer)).status
+    assert 422 == (await act(client, officer, case_id, "declare_recusal", ground="cousin"))[0]
+    assert 200 == (await act(client, officer, case_id, "declare_recusal",
+                             ground="relative"))[0]
+    assert 404 == (await client.get(f"/api/v1/cases/{case_id}", headers=officer)).status
+    listed = await (await client.get("/api/v1/cases", headers=officer)).json()
+    assert case_id not in {c["id"] for c in listed["items"]}
+    supervisor = await login(client, "hq-super")
+    assert 422 == (await act(client, supervisor, case_id, "assign",
+                             assignee="hq-officer"))[0]
 
 
 async def test_severity_is_lowered_only_with_a_reason(
