@@ -30,6 +30,7 @@ class Cluster:
     casework: HotlineProcess
     intake_url: str
     casework_url: str
+    router_url: str
 
     def start_router(self) -> None:
         self.router = HotlineProcess(["router", "--port", str(free_port())], self.env).start()
@@ -52,12 +53,14 @@ def cluster(tmp_path: Path, amqp_url: str) -> Iterator[Cluster]:
     try:
         intake = HotlineProcess(["intake", "--port", str(intake_port)], env).start()
         processes.append(intake)
-        router = HotlineProcess(["router", "--port", str(free_port())], env).start()
+        router_port = free_port()
+        router = HotlineProcess(["router", "--port", str(router_port)], env).start()
         processes.append(router)
         casework = HotlineProcess(["casework", "--port", str(casework_port)], env).start()
         processes.append(casework)
         found = Cluster(env, amqp_url, store_path, intake, router, casework,
-                        f"http://127.0.0.1:{intake_port}", f"http://127.0.0.1:{casework_port}")
+                        f"http://127.0.0.1:{intake_port}", f"http://127.0.0.1:{casework_port}",
+                        f"http://127.0.0.1:{router_port}")
         yield found
         processes.append(found.router)
     finally:
@@ -86,6 +89,12 @@ async def test_report_flows_through_rabbitmq_to_casework(
     assert (200, PAYLOAD) == (status, case["content"])
     verify = run_cli(["audit", "verify"], cluster.env)
     assert 0 == verify.returncode, verify.stdout
+    for base in (cluster.intake_url, cluster.router_url, cluster.casework_url):
+        for path, status in (("/healthz", 200), ("/readyz", 200), ("/metrics", 200)):
+            async with session.get(base + path) as resp:
+                assert (base + path, status) == (base + path, resp.status)
+    async with session.get(cluster.router_url + "/metrics") as resp:
+        assert "hotline_cases_opened_total" in await resp.text()
 
 
 async def test_router_sigkill_mid_burst_loses_and_doubles_nothing(

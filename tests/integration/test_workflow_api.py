@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from casework.app import CaseworkDeps, create_app
+from hotline.adapters.sqlite_store import SqliteStore
 from hotline.contract import Submission
 from hotline.crypto import receipt_reply_public_key, seal
 from hotline.ports import Message
@@ -221,16 +223,22 @@ async def test_new_information_raises_but_never_lowers(env: Embedded, router: Ro
 
 async def test_clock_crossings_are_announced_exactly_once_by_many_runners(
         env: Embedded, router: Router) -> None:
-    """Three runners sweeping the same overdue case announce each crossing once."""
+    """Three runners, each with its own database connection as separate router processes
+    have, sweep the same overdue case: each crossing is announced once."""
     case_id = await file_report(env, router, {"description": "仓库管理员虚报加班费约三千元。"},
                                 unit="HQ")
     bus = Recorder(env.bus)
-    runners = [ClockRunner(env.store, bus, env.org, router.workflows) for _ in range(3)]
+    stores = [SqliteStore(env.store.path) for _ in range(3)]
+    for store in stores:
+        await store.open()
+    runners = [ClockRunner(store, bus, env.org, router.workflows) for store in stores]
     later = datetime.now(UTC) + timedelta(days=60)
-    import asyncio
-
-    counts = await asyncio.gather(*(r.sweep(later) for r in runners))
-    again = await asyncio.gather(*(r.sweep(later) for r in runners))
+    try:
+        counts = await asyncio.gather(*(r.sweep(later) for r in runners))
+        again = await asyncio.gather(*(r.sweep(later) for r in runners))
+    finally:
+        for store in stores:
+            await store.close()
     assert 0 == sum(again)
     escalations = [m for m in bus.published if m.routing_key == "case.escalated"]
     assert sum(counts) == len(escalations) == len({m.message_id for m in escalations})
