@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import re
 
-import opencc
+import zhconv  # type: ignore[import-untyped]  # ships without type hints
 
 from hotline.mail._model import Language
 
@@ -20,10 +19,9 @@ _MIN_SCRIPT_CHARS = 2
 """Characters specific to one script needed before calling it."""
 
 
-@functools.cache
-def _converters() -> tuple[opencc.OpenCC, opencc.OpenCC]:
-    # Loaded on first use: the dictionaries take ~0.1 s.
-    return opencc.OpenCC("t2s"), opencc.OpenCC("s2t")
+def _convert(character: str, script: str) -> str:
+    # zhconv is also what triage normalises scripts with: one dictionary for both jobs.
+    return str(zhconv.convert(character, script))
 
 
 def guess_language(text: str, default: Language) -> Language:
@@ -46,11 +44,10 @@ def detect_language(text: str) -> Language | None:
 
 
 def _chinese_script(characters: set[str]) -> Language | None:
-    to_simplified, to_traditional = _converters()
     # A character that changes when converted to the other script belongs to this one;
     # characters common to both (的, 是, 在 …) do not change and say nothing.
-    traditional = sum(1 for c in characters if to_simplified.convert(c) != c)
-    simplified = sum(1 for c in characters if to_traditional.convert(c) != c)
+    traditional = sum(1 for c in characters if _convert(c, "zh-hans") != c)
+    simplified = sum(1 for c in characters if _convert(c, "zh-hant") != c)
     if traditional >= _MIN_SCRIPT_CHARS and traditional >= _DOMINANCE * simplified:
         return "zh-Hant"
     if simplified >= _MIN_SCRIPT_CHARS and simplified >= _DOMINANCE * traditional:
