@@ -16,7 +16,10 @@ if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
   need_apt+=(python3-venv)
 fi
 if [ "${1:-dev}" = "test" ]; then
+  # Real parts the integration and browser tests start themselves.
   command -v rabbitmq-server >/dev/null 2>&1 || need_apt+=(rabbitmq-server)
+  command -v dovecot >/dev/null 2>&1 || need_apt+=(dovecot-imapd)
+  command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
