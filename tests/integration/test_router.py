@@ -22,24 +22,9 @@ from hotline.ports import Message
 from hotline.services import load_keyring, verify_audit
 from router.app import run_consumer
 from router.worker import Router
-from tests.support.embedded import Embedded, embedded
+from tests.support.embedded import Embedded, RecordingBus, embedded
 
 pytestmark = pytest.mark.integration
-
-
-class RecordingBus:
-    """Wraps the real bus and remembers what was published (events have no queue yet)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.published: list[Message] = []
-
-    async def publish(self, message: Message) -> None:
-        await self.inner.publish(message)
-        self.published.append(message)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 @pytest.fixture

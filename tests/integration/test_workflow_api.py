@@ -21,25 +21,12 @@ from hotline.ports import Message
 from hotline.services import add_account, load_keyring, verify_audit
 from router.clocks import ClockRunner
 from router.worker import Router
-from tests.support.embedded import Embedded, embedded
+from tests.support.embedded import Embedded, RecordingBus, embedded
 
 pytestmark = pytest.mark.integration
 
 ClientFactory = Callable[..., Awaitable[TestClient]]  # type: ignore[type-arg]
 PASSWORD = "a long enough passphrase"
-
-
-class Recorder:
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.published: list[Message] = []
-
-    async def publish(self, message: Message) -> None:
-        await self.inner.publish(message)
-        self.published.append(message)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 @pytest.fixture
@@ -58,7 +45,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Embedded]:
 
 @pytest.fixture
 def router(env: Embedded) -> Router:
-    return Router(store=env.store, bus=Recorder(env.bus), org=env.org, master=env.master)
+    return Router(store=env.store, bus=RecordingBus(env.bus), org=env.org, master=env.master)
 
 
 @pytest.fixture
@@ -227,7 +214,7 @@ async def test_clock_crossings_are_announced_exactly_once_by_many_runners(
     have, sweep the same overdue case: each crossing is announced once."""
     case_id = await file_report(env, router, {"description": "仓库管理员虚报加班费约三千元。"},
                                 unit="HQ")
-    bus = Recorder(env.bus)
+    bus = RecordingBus(env.bus)
     stores = [SqliteStore(env.store.path) for _ in range(3)]
     for store in stores:
         await store.open()

@@ -6,13 +6,30 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hotline.adapters.sqlite_bus import SqliteBus
 from hotline.adapters.sqlite_store import SqliteStore
 from hotline.crypto import MasterKey, ReceiptKeys
 from hotline.org import OrgTree, load_org
+from hotline.ports import Message
 from hotline.services import add_account, rotate_keys
 from hotline.settings import Settings, load_settings
+
+
+class RecordingBus:
+    """Wraps a real bus and remembers what was published (case events have no queue)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.published: list[Message] = []
+
+    async def publish(self, message: Message) -> None:
+        await self.inner.publish(message)
+        self.published.append(message)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 @dataclass
