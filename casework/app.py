@@ -14,18 +14,23 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from prometheus_client import Counter
 
+from casework.accounts import SignIn, password_version, session_claims
 from casework.openapi import OPENAPI
 from hotline.casefile import apply_workflow, workflow_of
+from hotline.checkpoints import verify_everything
 from hotline.clock import utcnow
 from hotline.contract import format_time, parse_time
 from hotline.crypto import KeyRing, MasterKey, TokenSigner, open_sealed, seal
 from hotline.domain.case import SEVERITIES, Account, Case, CaseMessage, CaseQuery, identities
 from hotline.errors import ConcurrencyConflict, ContractError, SealError, UnknownKey
 from hotline.logging import get_logger
+from hotline.mail.config import load_mailboxes
+from hotline.mail.replies import queue_complaint_reply
 from hotline.org import OrgTree
 from hotline.ports import Bus, Store
-from hotline.services import append_audit, load_keyring, verify_audit, verify_password
+from hotline.services import append_audit, load_keyring
 from hotline.settings import Settings
+from hotline.totp import TOTP_ROLES
 from hotline.web import (
     ApiError,
     error_middleware,
@@ -61,6 +66,17 @@ KEYRING = web.AppKey("keyring", dict[str, KeyRing])
 WORKFLOWS = web.AppKey("workflows", WorkflowEngine)
 ACTIONS = Counter("hotline_workflow_actions_total", "Workflow actions applied", ["action"])
 ACCOUNT = web.RequestKey("account", Account)
+SIGN_IN = web.AppKey("sign_in", SignIn)
+# A server-rendered form, already checked for CSRF, handed to the API's logic (casework/ui.py).
+FORM_BODY = web.RequestKey("form_body", dict[str, Any])
+
+
+async def request_body(request: web.Request, max_bytes: int) -> dict[str, Any]:
+    """The JSON body of an API call, or the fields of a UI form posted to the same logic."""
+    form = request.get(FORM_BODY)
+    if form is not None:
+        return dict(form)
+    return await read_json(request, max_bytes)
 
 
 async def _keyring(app: web.Application, kid: str) -> KeyRing:
@@ -76,7 +92,7 @@ async def auth_middleware(request: web.Request,
                           handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                           ) -> web.StreamResponse:
     public = request.path in ("/api/v1/auth/login", "/api/v1/openapi.json", "/healthz",
-                              "/readyz", "/metrics")
+                              "/readyz", "/metrics") or request.path.startswith("/ui/")
     if public:
         return await handler(request)
     header = request.headers.get("Authorization", "")
@@ -89,8 +105,25 @@ async def auth_middleware(request: web.Request,
     account = await request.app[DEPS].store.accounts.get(str(claims.get("sub")))
     if account is None or account.disabled:
         raise ApiError(401, "unauthorized", "the account is not active")
+    _check_session(request, account, claims)
     request[ACCOUNT] = account
     return await handler(request)
+
+
+_ENROL_PATHS = frozenset({"/api/v1/auth/totp/enrol", "/api/v1/auth/totp/confirm"})
+
+
+def _check_session(request: web.Request, account: Account, claims: dict[str, Any]) -> None:
+    """A reset password ends old sessions; TOTP roles need a second factor or enrolment."""
+    if claims.get("aud") == "ui":  # a page session's cookie is not an API token
+        raise ApiError(401, "unauthorized", "use a token from /api/v1/auth/login")
+    if claims.get("pv") != password_version(account):
+        raise ApiError(401, "unauthorized", "the session ended; sign in again")
+    second_factor_missing = claims.get("scope") == "enrol" or (
+        account.role in TOTP_ROLES and not claims.get("mfa"))
+    if second_factor_missing and request.path not in _ENROL_PATHS:
+        raise ApiError(403, "totp_enrolment_required",
+                       "enrol a second factor first (POST /api/v1/auth/totp/enrol)")
 
 
 def _account(request: web.Request) -> Account:
@@ -98,21 +131,33 @@ def _account(request: web.Request) -> Account:
 
 
 async def login(request: web.Request) -> web.Response:
+    """Password, then the TOTP code (or a recovery code) for accounts that enrolled one."""
     deps = request.app[DEPS]
     doc = await read_json(request, 8192)
-    username, password = doc.get("username"), doc.get("password")
-    if not isinstance(username, str) or not isinstance(password, str) or len(password) > 1024:
-        raise ApiError(400, "invalid_request", "username and password must be strings")
-    account = await deps.store.accounts.get(username) if len(username) <= 64 else None
-    if not verify_password(account, password):
-        LOGINS.labels("failed").inc()
-        raise ApiError(401, "unauthorized", "wrong username or password")
-    assert account is not None
+    if set(doc) - {"username", "password", "totp"}:
+        raise ApiError(400, "invalid_request", "fields: username, password, totp")
+    try:
+        result = await request.app[SIGN_IN](doc.get("username"), doc.get("password"),
+                                            doc.get("totp"))
+    except ApiError as exc:
+        LOGINS.labels("throttled" if exc.status == 429 else "failed").inc()
+        raise
+    account = result.account
     LOGINS.labels("ok").inc()
-    _log.info("officer.signed_in", username=account.username, role=account.role)
-    token = request.app[TOKENS].issue({"sub": account.username, "role": account.role},
-                                      deps.settings.session_ttl_seconds)
-    return web.json_response({"token": token, "expires_in": deps.settings.session_ttl_seconds})
+    _log.info("officer.signed_in", username=account.username, role=account.role,
+              second_factor=result.method)
+    ttl = deps.settings.session_ttl_seconds
+    if result.scope == "enrol":
+        ttl = min(ttl, 900)
+    token = request.app[TOKENS].issue(session_claims(account, mfa=result.mfa,
+                                                     scope=result.scope), ttl)
+    body: dict[str, Any] = {"token": token, "expires_in": ttl}
+    if result.scope == "enrol":
+        body["enrolment_required"] = True
+    if result.method == "recovery":
+        body["recovery_codes_left"] = await request.app[SIGN_IN].factor.recovery_left(
+            account.username)
+    return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
 def _scope(request: web.Request) -> frozenset[str]:
@@ -231,13 +276,14 @@ async def get_case(request: web.Request) -> web.Response:
         raise ApiError(403, "forbidden", "this role does not read case content")
     case = await _visible_case(request)
     reason = request.query.get("reason", "")[:200] or None
-    content = await _open(request, case)
+    content, named = _pseudonymised(await _open(request, case))
     await append_audit(request.app[DEPS].store, case.id, actor=account.username,
                        type_="content.opened", data={"reason": reason} if reason else {})
     CONTENT_OPENS.inc()
     return web.json_response({
         **case.summary(),
         "content": content,
+        "identity": {"sealed": named},
         "workflow": _workflow_view(request, case),
         "triage": {"rules": list(case.triage.get("rules", [])),
                    "explanation": case.triage.get("explanation", []),
@@ -246,6 +292,13 @@ async def get_case(request: web.Request) -> web.Response:
                    "escalated": case.triage.get("escalated", False)},
         "messages": await _messages(request, case),
     }, headers={"Cache-Control": "no-store"})
+
+
+def _pseudonymised(content: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The identity vault (casework/vault.py): the case view never carries the identity."""
+    from casework.vault import pseudonymise
+
+    return pseudonymise(content)
 
 
 def _workflow_view(request: web.Request, case: Case) -> dict[str, Any]:
@@ -268,7 +321,7 @@ async def post_action(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     account = _account(request)
     case = await _visible_case(request)
-    doc = await read_json(request, 65_536)
+    doc = await request_body(request, 65_536)
     action = doc.pop("action", None)
     note = doc.pop("note", None)
     if not isinstance(action, str) or not action or (note is not None and
@@ -396,7 +449,8 @@ async def _any_case(request: web.Request) -> Case:
     store = request.app[DEPS].store
     case_id = request.match_info["case_id"][:80]
     case = await store.cases.get(case_id) or await store.cases.by_reference(case_id)
-    if case is None:
+    # Auditors read every unit's trails, but never-to-the-subject and recusal still hold.
+    if case is None or set(identities(_account(request))) & set(case.excluded):
         raise ApiError(404, "not_found", "no such case")
     return case
 
@@ -404,8 +458,21 @@ async def _any_case(request: web.Request) -> Case:
 async def audit_verify(request: web.Request) -> web.Response:
     if _account(request).role not in _VERIFIERS:
         raise ApiError(403, "forbidden", "only auditors, supervisors and admins verify")
-    report = await verify_audit(request.app[DEPS].store)
+    report = await verify_everything(request.app[DEPS].store)
     return web.json_response(report.to_api())
+
+
+# --- complaint replies by e-mail (issue 4) -------------------------------------------
+async def _mail_reply(deps: CaseworkDeps, case: Case, message_id: str, body: str,
+                      ring: KeyRing, actor: str) -> None:
+    """Queue an officer's message to a complainant as a threaded e-mail."""
+    kid, public = ring.active_public_key()
+    await queue_complaint_reply(
+        deps.store, deps.bus,
+        load_mailboxes(deps.org, deps.settings.mail_domain, deps.settings.mailboxes_file),
+        mail_domain=deps.settings.mail_domain, case=case, message_id=message_id, body=body,
+        private_key=ring.private_key(case.content.kid), kid=kid, public=public, actor=actor)
+# --- end complaint replies ------------------------------------------------------------
 
 
 async def post_message(request: web.Request) -> web.Response:
@@ -414,7 +481,7 @@ async def post_message(request: web.Request) -> web.Response:
     if account.role not in ("officer", "supervisor"):
         raise ApiError(403, "forbidden", "only officers and supervisors write to reporters")
     case = await _visible_case(request)
-    doc = await read_json(request, deps.settings.max_body_bytes)
+    doc = await request_body(request, deps.settings.max_body_bytes)
     body = doc.get("body")
     if set(doc) != {"body"} or not isinstance(body, str) or not body.strip():
         raise ApiError(400, "invalid_request", "body must be a non-empty string")
@@ -428,11 +495,14 @@ async def post_message(request: web.Request) -> web.Response:
                           author="officer", actor=account.username,
                           sealed_for_org=seal(plaintext, public, kid=kid, purpose="message"),
                           sealed_for_reporter=for_reporter)
+    reply_text = body if case.kind == "complaint" else None  # e-mailed below (issue 4)
     del plaintext, body
     await deps.store.cases.add_message(message)
     await append_audit(deps.store, case.id, actor=account.username, type_="message.sent",
                        data={"message_id": message.id,
                              "to": "reporter" if case.kind == "report" else "complainant"})
+    if reply_text is not None:
+        await _mail_reply(deps, case, message.id, reply_text, ring, account.username)
     return web.json_response({"id": message.id, "at": format_time(message.at)}, status=201)
 
 
@@ -448,6 +518,7 @@ def create_app(deps: CaseworkDeps) -> web.Application:
     app[TOKENS] = TokenSigner(deps.master.derive("casework-session"), audience="casework")
     app[KEYRING] = {}
     app[WORKFLOWS] = WorkflowEngine.load()
+    app[SIGN_IN] = SignIn(deps.store, deps.master)
 
     async def ready() -> dict[str, bool]:
         return {"store": await deps.store.ping(), "bus": await deps.bus.ping()}
@@ -464,4 +535,12 @@ def create_app(deps: CaseworkDeps) -> web.Application:
         web.get("/api/v1/openapi.json", openapi),
         *health_routes(ready),
     ])
+    _add_workspace_routes(app)
     return app
+
+
+def _add_workspace_routes(app: web.Application) -> None:
+    """Issue 5's routes (accounts, audit checkpoints, vault, dashboard …), kept apart."""
+    from casework import routes  # the routes import this module's keys
+
+    routes.add_routes(app)

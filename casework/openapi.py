@@ -120,3 +120,52 @@ OPENAPI: dict[str, Any] = {
         },
     },
 }
+
+
+# --- the officers' workspace (issue 5): summaries, bodies as described in casework/ ---
+_WORKSPACE: tuple[tuple[str, str, str, tuple[int, ...]], ...] = (
+    ("/api/v1/auth/totp/enrol", "post", "Begin TOTP enrolment: secret and otpauth URI", (403,)),
+    ("/api/v1/auth/totp/confirm", "post", "Confirm with a code: recovery codes and a full "
+     "session", (422,)),
+    ("/api/v1/auth/password", "post", "Change one's password {current, new} (12+ chars)",
+     (403, 422)),
+    ("/api/v1/accounts", "get", "Accounts (admins)", (403,)),
+    ("/api/v1/accounts", "post", "Create an account {username, role, unit, employee_id?}; "
+     "returns a one-time password", (403, 409, 422)),
+    ("/api/v1/accounts/{username}", "patch", "Change role, unit or disabled (admins)",
+     (403, 404, 409, 422)),
+    ("/api/v1/accounts/{username}/reset", "post", "New one-time password; {totp: true} also "
+     "resets the second factor", (403, 404)),
+    ("/api/v1/audit/checkpoints", "post", "Sign a checkpoint over all chain heads now",
+     (403,)),
+    ("/api/v1/audit/checkpoints", "get", "Signed checkpoints", (403,)),
+    ("/api/v1/audit/public-key", "get", "The Ed25519 key that verifies checkpoints",
+     (403, 404)),
+    ("/api/v1/cases/{case_id}/audit/export", "get", "One case's trail with its verification "
+     "and covering checkpoints (JSON)", (404,)),
+    ("/api/v1/cases/{case_id}/disclosures", "post", "Ask for the reporter's identity "
+     "{reason}", (403, 404, 409, 422)),
+    ("/api/v1/cases/{case_id}/disclosures", "get", "Disclosure requests of a case",
+     (403, 404)),
+    ("/api/v1/cases/{case_id}/disclosures/{request_id}/decision", "post",
+     "A supervisor other than the requester approves or denies {decision, note?}",
+     (403, 404, 409, 422)),
+    ("/api/v1/cases/{case_id}/identity", "get", "The identity, for the requester of an "
+     "approved request (?request=)", (403, 404)),
+    ("/api/v1/disclosures", "get", "Requests waiting for the calling supervisor", (403,)),
+    ("/api/v1/dashboard", "get", "DOMAIN.md figures; ?from&to&unit&level&channel&category"
+     "&severity&kind", (400, 403)),
+    ("/api/v1/dashboard/quarterly.csv", "get", "One quarter's figures as CSV "
+     "(?year&quarter)", (400, 403)),
+    ("/api/v1/negative-list", "get", "Search the supplier negative list (?q&scope&status)",
+     (400, 403)),
+    ("/api/v1/negative-list", "post", "List a supplier {supplier, scope, reason, case}",
+     (403, 409, 422)),
+    ("/api/v1/negative-list/{entry_id}/remove", "post", "Remove a supplier {reason}",
+     (403, 404, 422)),
+    ("/api/v1/intake/manual", "post", "A clerk registers a post/phone/visit report",
+     (403, 422, 503)),
+)
+for _path, _method, _summary, _codes in _WORKSPACE:
+    OPENAPI["paths"].setdefault(_path, {})[_method] = {
+        "summary": _summary, "responses": {"200": {"description": "ok"}, **_errors(*_codes)}}

@@ -9,23 +9,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import importlib
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from hotline.bootstrap import make_bus, make_store
+from hotline.checkpoints import checkpoint_public_key, make_checkpoint, verify_everything
 from hotline.crypto import MasterKey, ReceiptKeys
 from hotline.errors import HotlineError, SettingsError
 from hotline.logging import configure_logging, get_logger
+from hotline.mail.config import load_mailboxes
 from hotline.org import OrgTree, load_org
 from hotline.ports import Bus, Store
-from hotline.services import add_account, rotate_keys, verify_audit
+from hotline.services import add_account, rotate_keys
 from hotline.settings import Settings, load_settings
 
 __all__ = ["main"]
@@ -111,14 +117,17 @@ async def _dev(settings: Settings, args: argparse.Namespace) -> int:
         intake, router_app, router_worker, casework = (
             _service("intake.app"), _service("router.app"), _service("router.worker"),
             _service("casework.app"))
-        router = router_worker.Router(store=store, bus=bus, org=org, master=master)
+        router = router_worker.Router(store=store, bus=bus, org=org, master=master,
+                                      mail=_service("router.mail").mail_desk(settings, org))
         consumer = asyncio.gather(router_app.run_consumer(router),
                                   router_app.clock_runner(router).run())
         _say(f"Hotline (embedded mode), data in {settings.data_dir}")
+        public_app = intake.create_app(intake.IntakeDeps(settings, store, bus, org, receipts))
+        _with_mail(public_app, settings, store, bus, router, host=args.host,
+                   smtp_port=args.smtp_port, port_optional=args.smtp_port == 2525)
         try:
             await _serve([
-                (intake.create_app(intake.IntakeDeps(settings, store, bus, org, receipts)),
-                 args.host, args.public_port, "public  "),
+                (public_app, args.host, args.public_port, "public  "),
                 (casework.create_app(casework.CaseworkDeps(settings, store, bus, org, master)),
                  args.host, args.internal_port, "internal"),
             ], banner)
@@ -127,6 +136,62 @@ async def _dev(settings: Settings, args: argparse.Namespace) -> int:
             with contextlib.suppress(asyncio.CancelledError):
                 await consumer
     return 0
+
+
+# --- audit checkpoints (issue 5) ------------------------------------------------------
+def _read_public_key(path: Path) -> bytes:
+    """A checkpoint public key file: PEM, or the base64 of the raw 32 bytes."""
+    text = path.read_bytes()
+    if text.lstrip().startswith(b"-----BEGIN"):
+        key = serialization.load_pem_public_key(text)
+        if not isinstance(key, Ed25519PublicKey):
+            raise ValueError("not an Ed25519 public key")
+        return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    raw = base64.b64decode(text.strip(), validate=True)
+    if len(raw) != 32:
+        raise ValueError("an Ed25519 public key has 32 bytes")
+    return raw
+
+
+async def _audit_checkpoints(settings: Settings, args: argparse.Namespace) -> int:
+    """``audit checkpoint`` signs one now; ``audit public-key`` prints the key as PEM."""
+    async with _opened(settings, bus=False) as (store, _):
+        if args.action == "checkpoint":
+            record = await make_checkpoint(store, MasterKey.load(settings.master_key_file))
+            _say("no audit chain moved since the last checkpoint" if record is None else
+                 f"checkpoint {record.doc['n']} signed over {len(record.doc['heads'])} chain(s)")
+            return 0
+        raw = await checkpoint_public_key(store)
+        if raw is None:
+            _say("error: no checkpoint has been signed yet")
+            return 1
+        print(Ed25519PublicKey.from_public_bytes(raw).public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode(), end="")
+        return 0
+# --- end audit checkpoints -------------------------------------------------------------
+
+
+# --- complaint mail (issue 4) --------------------------------------------------------
+def _with_mail(app: web.Application, settings: Settings, store: Store, bus: Bus,
+               router: Any, *, host: str, smtp_port: int | None,
+               port_optional: bool = False) -> None:
+    """Attach mail to ``app``: with ``router``, delivery of outbound mail (router side);
+    with an SMTP port or IMAP mailboxes, mail ingestion (intake side). Embedded mode
+    (``hotline dev``) does both; ``hotline intake`` reads mail only when
+    ``HOTLINE_SMTP_PORT`` is set or a mailbox has IMAP settings."""
+    if router is not None:
+        app.cleanup_ctx.append(_service("router.mail").outbound_mail(router, settings))
+        if smtp_port is None:
+            return  # the distributed router: no ingestion
+    book = load_mailboxes(load_org(), settings.mail_domain, settings.mailboxes_file)
+    if not smtp_port and not book.imap_mailboxes():
+        return
+    receiver = _service("intake.mail_receiver")
+    app.cleanup_ctx.append(receiver.mail_ingestion(
+        settings, book, store, bus, host=host, smtp_port=smtp_port, announce=_say,
+        port_optional=port_optional))
+# --- end complaint mail ---------------------------------------------------------------
 
 
 async def _run_service(settings: Settings, args: argparse.Namespace) -> int:
@@ -138,11 +203,15 @@ async def _run_service(settings: Settings, args: argparse.Namespace) -> int:
             intake = _service("intake.app")
             receipts = ReceiptKeys.load(settings.receipt_key_file)
             app = intake.create_app(intake.IntakeDeps(settings, store, bus, org, receipts))
+            _with_mail(app, settings, store, bus, None, host=args.host,
+                       smtp_port=settings.smtp_port)
         elif args.command == "router":
             router_app, router_worker = _service("router.app"), _service("router.worker")
             master = MasterKey.load(settings.master_key_file)
-            app = router_app.create_app(router_worker.Router(store=store, bus=bus, org=org,
-                                                             master=master))
+            router = router_worker.Router(store=store, bus=bus, org=org, master=master,
+                                          mail=_service("router.mail").mail_desk(settings, org))
+            app = router_app.create_app(router)
+            _with_mail(app, settings, store, bus, router, host=args.host, smtp_port=None)
         else:
             casework = _service("casework.app")
             master = MasterKey.load(settings.master_key_file)
@@ -175,6 +244,8 @@ async def _officer_add(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _audit_verify(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action != "verify":
+        return await _audit_checkpoints(settings, args)
     async with _opened(settings, bus=False) as (store, _):
         case_ids = None
         if args.case:
@@ -183,10 +254,24 @@ async def _audit_verify(settings: Settings, args: argparse.Namespace) -> int:
                 _say(f"error: no case {args.case}")
                 return 2
             case_ids = [case.id]
-        report = await verify_audit(store, case_ids)
-        if report.ok:
+        public_key = None
+        if args.public_key:
+            try:
+                public_key = _read_public_key(Path(args.public_key))
+            except (OSError, ValueError) as exc:
+                _say(f"error: --public-key: {exc}")
+                return 2
+        full = await verify_everything(store, public_key, case_ids)
+        report = full.chains
+        if full.ok:
             _say(f"audit intact: {report.cases} case(s), {report.events} event(s) verified")
+            if full.checkpoints is not None:
+                _say(f"checkpoints intact: {full.checkpoints.checkpoints} signed checkpoint(s)"
+                     f" over {full.checkpoints.chains} chain(s), latest "
+                     f"{full.checkpoints.latest_at}")
             return 0
+        if report.ok:
+            report = replace(report, first_broken=full.first_broken)
         broken = report.first_broken
         assert broken is not None
         case = await store.cases.get(broken.case_id)
@@ -270,6 +355,10 @@ def _parser() -> argparse.ArgumentParser:
     audit_sub = audit.add_subparsers(dest="action", required=True)
     verify = with_data(audit_sub.add_parser("verify", help="recompute the hash chains"))
     verify.add_argument("--case", help="only this case (reference or id)")
+    verify.add_argument("--public-key", help="check the signed checkpoints with this Ed25519 "
+                        "public key (PEM or base64); default: the key recorded in the store")
+    with_data(audit_sub.add_parser("checkpoint", help="sign a checkpoint over all chain heads"))
+    with_data(audit_sub.add_parser("public-key", help="print the checkpoint public key (PEM)"))
 
     keys = sub.add_parser("keys", help="organisation sealing keys")
     keys_sub = keys.add_subparsers(dest="action", required=True)

@@ -10,7 +10,7 @@ import enum
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from hotline.crypto import KeyRecord
 from hotline.domain.audit import AuditEvent
@@ -28,6 +28,8 @@ __all__ = [
     "Outcome",
     "PowRepository",
     "ReceiptRepository",
+    "Record",
+    "RecordRepository",
     "SequenceRepository",
     "Store",
 ]
@@ -97,6 +99,10 @@ class AccountRepository(Protocol):
 
     async def list(self) -> list[Account]: ...
 
+    async def update(self, account: Account) -> None:
+        """Replace the stored account (role, unit, password, disabled …); NotFound if absent."""
+        ...
+
 
 class ReceiptRepository(Protocol):
     async def get(self, receipt_hash: str) -> ReceiptRecord | None: ...
@@ -136,6 +142,39 @@ class MailThreadRepository(Protocol):
 # --- end mail threads ------------------------------------------------------------------
 
 
+# --- casework records (issue 5) --------------------------------------------------------
+@dataclass(frozen=True)
+class Record:
+    """A small JSON document of one ``kind`` under a ``key``, with an optimistic version."""
+
+    kind: str
+    key: str
+    doc: Mapping[str, Any]
+    version: int
+
+
+class RecordRepository(Protocol):
+    """Casework's small documents: TOTP enrolments, sign-in throttles, disclosure requests,
+    the supplier negative list, audit checkpoints and their signing key, system audit heads.
+    """
+
+    async def put(self, kind: str, key: str, doc: Mapping[str, Any], *,
+                  expected_version: int) -> Record:
+        """Create (``expected_version=0``) or replace version ``expected_version``.
+
+        :class:`ConcurrencyConflict` if the stored version differs (or the key exists when
+        creating). The stored version is ``expected_version + 1``.
+        """
+        ...
+
+    async def get(self, kind: str, key: str) -> Record | None: ...
+
+    async def list(self, kind: str) -> list[Record]:
+        """Every record of ``kind``, ordered by key."""
+        ...
+# --- end casework records -------------------------------------------------------------
+
+
 class Store(Protocol):
     cases: CaseRepository
     audit: AuditRepository
@@ -145,6 +184,7 @@ class Store(Protocol):
     keys: KeyRepository
     pow: PowRepository
     mail_threads: MailThreadRepository
+    records: RecordRepository
 
     async def open(self) -> None:
         """Connect and create tables/indexes (idempotent)."""

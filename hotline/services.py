@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from hotline.clock import utcnow
 from hotline.crypto import KeyRecord, KeyRing, MasterKey, new_key_record
-from hotline.domain.audit import AuditEvent, BrokenLink, next_event, verify_chain
-from hotline.domain.case import ROLES, Account
+from hotline.domain.audit import AuditEvent, AuditHead, BrokenLink, next_event, verify_chain
+from hotline.domain.case import ROLES, SYSTEM_CHAIN, Account, is_system_chain
 from hotline.errors import ConcurrencyConflict, NotFound, UnknownKey
 from hotline.org import OrgTree
 from hotline.ports import Store
@@ -26,6 +26,7 @@ __all__ = [
     "VerifyReport",
     "add_account",
     "append_audit",
+    "append_system_audit",
     "load_keyring",
     "password_hasher",
     "rotate_keys",
@@ -155,10 +156,54 @@ async def verify_audit(store: Store, case_ids: list[str] | None = None) -> Verif
         case = await store.cases.get(case_id)
         events = await store.audit.events(case_id)
         total += len(events)
-        if case is None:
-            broken: BrokenLink | None = BrokenLink(case_id, 0, "audit events of a missing case")
+        if case is None and is_system_chain(case_id):
+            broken: BrokenLink | None = verify_chain(case_id, events,
+                                                     await system_head(store, case_id))
+        elif case is None:
+            broken = BrokenLink(case_id, 0, "audit events of a missing case")
         else:
             broken = verify_chain(case_id, events, case.audit_head)
         if broken is not None and first is None:
             first = broken
     return VerifyReport(first is None, len(case_ids), total, first)
+
+
+# --- the system audit chain (issue 5) --------------------------------------------------
+_HEAD_KIND = "audit_head"
+
+
+async def system_head(store: Store, chain: str = SYSTEM_CHAIN) -> AuditHead | None:
+    """The recorded head of a chain that belongs to no case (it may lag one append)."""
+    record = await store.records.get(_HEAD_KIND, chain)
+    return None if record is None else AuditHead(int(record.doc["seq"]), str(record.doc["hash"]))
+
+
+async def append_system_audit(store: Store, *, actor: str, type_: str,
+                              data: Mapping[str, Any] | None = None,
+                              chain: str = SYSTEM_CHAIN, attempts: int = 5) -> AuditEvent:
+    """Append to a chain of events about no case (accounts, keys …), moving its head."""
+    for _ in range(attempts):
+        events = await store.audit.events(chain)
+        head = AuditHead(events[-1].seq, events[-1].hash) if events else None
+        event = next_event(chain, head, at=utcnow(), actor=actor, type_=type_, data=data)
+        try:
+            await store.audit.append(event)
+        except ConcurrencyConflict:
+            continue
+        await _move_head(store, chain, event)
+        return event
+    raise ConcurrencyConflict(f"could not append to the audit chain {chain}")
+
+
+async def _move_head(store: Store, chain: str, event: AuditEvent) -> None:
+    for _ in range(10):
+        record = await store.records.get(_HEAD_KIND, chain)
+        if record is not None and int(record.doc["seq"]) >= event.seq:
+            return  # another appender already moved it further; heads never go back
+        try:
+            await store.records.put(_HEAD_KIND, chain, {"seq": event.seq, "hash": event.hash},
+                                    expected_version=0 if record is None else record.version)
+        except ConcurrencyConflict:
+            continue
+        return
+# --- end system audit chain -------------------------------------------------------------

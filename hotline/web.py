@@ -99,6 +99,8 @@ async def security_headers_middleware(
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Content-Security-Policy",
                                 "default-src 'none'; frame-ancestors 'none'")
+    response.headers.setdefault("Permissions-Policy",
+                                "camera=(), geolocation=(), microphone=(), browsing-topics=()")
     if request.secure:
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response

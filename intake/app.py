@@ -360,5 +360,8 @@ def create_app(deps: IntakeDeps) -> web.Application:
         web.get("/api/v1/openapi.json", openapi),
         *health_routes(ready),
     ])
+    from intake.pages import add_page_routes  # the pages build on this module's handlers
+
+    add_page_routes(app)
     return app
 

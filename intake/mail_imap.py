@@ -21,7 +21,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from aioimaplib import IMAP4, IMAP4_SSL, Response
+from aioimaplib import IMAP4, IMAP4_SSL, Response  # type: ignore[import-untyped]  # no py.typed
 from prometheus_client import Counter
 
 from hotline.logging import get_logger

@@ -11,17 +11,22 @@ submission id makes a retried mail the same case).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from aiohttp import web
 from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
 from hotline.errors import BusUnavailable, UnknownKey
 from hotline.logging import get_logger
 from hotline.mail.config import Mailbox, MailboxBook
 from hotline.mail.ingest import MailIngest
+from hotline.ports import Bus, Store
+from hotline.settings import Settings
 
-__all__ = ["DEFAULT_MAX_MAIL_BYTES", "MailReceiver", "start_mail_server"]
+__all__ = ["DEFAULT_MAX_MAIL_BYTES", "MailReceiver", "mail_ingestion", "start_mail_server"]
 
 _log = get_logger("hotline.intake.mail")
 
@@ -107,3 +112,54 @@ async def start_mail_server(receiver: MailReceiver, host: str, port: int, *,
     bound = server.sockets[0].getsockname()[1] if server.sockets else port
     _log.info("mail.listening", host=host, port=bound)
     return server
+
+
+MailContext = Callable[[web.Application], AsyncIterator[None]]
+
+
+def mail_ingestion(settings: Settings, book: MailboxBook, store: Store, bus: Bus, *,
+                   host: str, smtp_port: int | None, announce: Callable[[str], None],
+                   port_optional: bool = False) -> MailContext:
+    """A ``cleanup_ctx`` running the SMTP/LMTP listener (when ``smtp_port``) and one IMAP
+    worker per IMAP mailbox, stopped with the app.
+
+    Missing IMAP passwords fail the start (SettingsError). With ``port_optional`` (the
+    default port of ``hotline dev``) a port in use is announced and mail reception by
+    SMTP is skipped instead of failing the whole process.
+    """
+    # Imported here: intake.mail_imap is only needed when mail ingestion runs.
+    from intake.mail_imap import run_imap_workers
+
+    passwords = {m.key: m.imap.password(settings.extra)
+                 for m in book.imap_mailboxes() if m.imap is not None}
+
+    async def context(_app: web.Application) -> AsyncIterator[None]:
+        ingest = MailIngest(store, bus, mail_domain=settings.mail_domain)
+        server: asyncio.Server | None = None
+        if smtp_port:
+            try:
+                server = await start_mail_server(MailReceiver(ingest, book), host, smtp_port,
+                                                 hostname=settings.mail_domain)
+            except OSError as exc:
+                if not port_optional:
+                    raise
+                announce(f"  smtp    : port {smtp_port} unavailable ({exc.strerror}); "
+                         "no mail reception by SMTP (choose one with --smtp-port)")
+            else:
+                bound = server.sockets[0].getsockname()[1] if server.sockets else smtp_port
+                announce(f"  smtp    : smtp://{host}:{bound}/ (SMTP and LMTP, "
+                         f"{len(book)} mailboxes @{settings.mail_domain})")
+        workers = asyncio.create_task(run_imap_workers(book, ingest, passwords))
+        if passwords:
+            announce(f"  imap    : {len(passwords)} mailbox(es) read by IMAP")
+        try:
+            yield
+        finally:
+            workers.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await workers
+            if server is not None:
+                server.close()
+                await server.wait_closed()
+
+    return context

@@ -109,6 +109,9 @@ class _Mail:
     thread_ids: tuple[str, ...]
     auto_reply: bool
     description: str
+    flags: tuple[str, ...] = ()
+    via: str = "smtp"
+    raw_sha256: str = ""
 
     @property
     def reply_address(self) -> str | None:
@@ -150,7 +153,9 @@ def _read_payload(plaintext: bytes) -> tuple[_Mail, dict[str, Any]]:
         automation=str(automation.get("kind", "none")),
         original_message_id=_optional(automation.get("original_message_id")),
         thread_ids=tuple(dict.fromkeys(thread)), auto_reply=payload.get("auto_reply") is True,
-        description=payload["description"])
+        description=payload["description"], flags=_strings(payload.get("flags")),
+        via=str(payload.get("via") or "smtp"),
+        raw_sha256=_optional(payload.get("raw_sha256")) or "")
     return mail, payload
 
 
@@ -184,6 +189,12 @@ class MailDesk:
         # miss each other and open two cases.
         async with self._threading:
             case = await store.cases.by_submission(submission.id)
+            if case is not None and not await self._same_mail(router, case, mail):
+                # Another mail reusing the Message-ID of this case's first mail: it is
+                # not a redelivery, and it must not be lost either.
+                await self._join(router, case, submission, mail,
+                                 entry_id=f"{submission.id}-{mail.raw_sha256[:16]}")
+                return
             if case is None:
                 joined = await self._thread_case(router, mail)
                 if joined is not None:
@@ -232,25 +243,39 @@ class MailDesk:
         known = [content.get("email"), *_strings(content.get("reply_to"))]
         return any(_same_address(mail.sender, address) for address in known)
 
+    async def _same_mail(self, router: Router, case: Case, mail: _Mail) -> bool:
+        """Whether ``mail`` is byte for byte the mail that opened ``case``."""
+        if not mail.raw_sha256:
+            return True
+        try:
+            private = await router._private_key(case.content.kid)
+            content = json.loads(open_sealed(case.content, private, purpose="complaint"))
+        except (SealError, ValueError):
+            return True
+        known = content.get("raw_sha256") if isinstance(content, dict) else None
+        return not isinstance(known, str) or known == mail.raw_sha256
+
     async def _join(self, router: Router, case: Case, submission: Submission,
-                    mail: _Mail) -> None:
+                    mail: _Mail, *, entry_id: str | None = None) -> None:
         store = router.store
+        entry_id = entry_id or submission.id
         await router._private_key(submission.sealed.kid)  # loads the keyring
         assert router.keyring is not None
         kid, public = router.keyring.active_public_key()
         text = f"{mail.subject}\n\n{mail.description}" if mail.subject else mail.description
         automatic = mail.automation != "none"
         await store.cases.add_message(CaseMessage(
-            id=submission.id, case_id=case.id, at=submission.occurred_at, author="reporter",
+            id=entry_id, case_id=case.id, at=submission.occurred_at, author="reporter",
             actor="email:automatic" if automatic else "email",
             sealed_for_org=seal(text.encode(), public, kid=kid, purpose="message"),
             sealed_for_reporter=None))
         events = await store.audit.events(case.id)
-        if not any(e.type == "mail.received" and e.data.get("submission_id") == submission.id
+        if not any(e.type == "mail.received" and e.data.get("submission_id") == entry_id
                    for e in events):
             await append_audit(store, case.id, actor="email", type_="mail.received",
-                               data={"submission_id": submission.id,
-                                     "automation": mail.automation, "joined": True})
+                               data={"submission_id": entry_id, "via": mail.via,
+                                     "automation": mail.automation, "flags": list(mail.flags),
+                                     "joined": True})
         await store.mail_threads.remember(case.id, [mail.message_id])
         outcome = "joined_automatic" if automatic else "joined"
         MAILS.labels(outcome).inc()
@@ -271,6 +296,12 @@ class MailDesk:
                            mail: _Mail) -> None:
         store = router.store
         events = await store.audit.events(case.id)
+        if not any(e.type == "mail.received" for e in events):
+            # What the edge saw, without content: automation, limits hit (flags), channel.
+            await append_audit(store, case.id, actor="email", type_="mail.received",
+                               data={"submission_id": submission.id, "via": mail.via,
+                                     "automation": mail.automation, "flags": list(mail.flags),
+                                     "joined": False})
         if any(e.type in ("mail.acknowledgement_queued", "mail.acknowledgement_skipped")
                for e in events):
             return  # decided before this redelivery
@@ -312,6 +343,7 @@ class MailDesk:
         ACKS.labels("queued").inc()
         _log.info("mail.acknowledgement_queued", case_id=case.id, outbound_id=outbound_id,
                   language=language)
+        await router.acknowledge(case.id)
 
     def _caps_for(self, router: Router) -> RecipientCaps:
         if self._caps is None:

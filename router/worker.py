@@ -15,7 +15,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from hotline.casefile import apply_triage, apply_workflow, keyed_fingerprint
+from hotline.casefile import apply_triage, apply_workflow, keyed_fingerprint, workflow_of
 from hotline.clock import utcnow
 from hotline.contract import CaseEvent, Submission
 from hotline.crypto import KeyRing, MasterKey, open_sealed
@@ -28,7 +28,7 @@ from hotline.domain.case import (
     ReceiptRecord,
     case_id_for,
 )
-from hotline.errors import MalformedMessage, NotFound, UnknownKey
+from hotline.errors import ConcurrencyConflict, MalformedMessage, NotFound, UnknownKey
 from hotline.logging import get_logger
 from hotline.org import OrgTree
 from hotline.ports import Bus, Message, Store
@@ -212,6 +212,26 @@ class Router:
         if raised is not None:
             await self._emit("case.escalated", raised, submission.correlation_id)
         await self._emit("case.updated", raised or case, submission.correlation_id)
+
+    async def acknowledge(self, case_id: str) -> None:
+        """Record the workflow's acknowledgement once one went out (e.g. a mail's)."""
+        for _ in range(5):
+            case = await self.store.cases.get(case_id)
+            if case is None or "state" not in case.workflow:
+                return
+            try:
+                state = self.workflows.apply(workflow_of(case), "acknowledge", _SYSTEM, {},
+                                             utcnow())
+            except WorkflowError:
+                return  # already acknowledged, or not a step of this workflow
+            try:
+                await self.store.cases.update(apply_workflow(case, state, self.workflows),
+                                              expected_version=case.version)
+            except ConcurrencyConflict:
+                continue
+            await append_audit(self.store, case_id, actor="router",
+                               type_="workflow.acknowledge", data={"to": state.state})
+            return
 
     async def _retriage(self, case: Case, text: str) -> Case | None:
         """Re-run triage with the new information; only ever raise automatically.

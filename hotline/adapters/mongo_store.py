@@ -36,6 +36,7 @@ from hotline.domain.case import (
     CaseMessage,
     CaseQuery,
     ReceiptRecord,
+    is_system_chain,
 )
 from hotline.errors import ConcurrencyConflict, ContractError, NotFound
 from hotline.ports import (
@@ -46,6 +47,8 @@ from hotline.ports import (
     MailThreadRepository,
     PowRepository,
     ReceiptRepository,
+    Record,
+    RecordRepository,
     SequenceRepository,
 )
 
@@ -273,12 +276,15 @@ class _Audit:
     async def append(self, event: AuditEvent) -> None:
         case_id = _text(event.case_id, "case_id")
         cases = self._store.collection("cases")
-        if await cases.find_one({"_id": case_id}, {"_id": 1}) is None:
+        system = is_system_chain(case_id)  # no case; its head is kept as a record
+        if not system and await cases.find_one({"_id": case_id}, {"_id": 1}) is None:
             raise NotFound(f"case {case_id} does not exist")
         try:
             await self._store.collection("audit").insert_one(_event_to_doc(event))
         except DuplicateKeyError:
             raise ConcurrencyConflict(f"audit seq {event.seq} of {case_id} is taken") from None
+        if system:
+            return
         # Two appenders may finish out of order; the head only ever moves forward.
         await cases.update_one(
             {"_id": case_id, "$or": [{"audit_head": None},
@@ -334,6 +340,16 @@ class _Accounts:
     async def list(self) -> builtins.list[Account]:
         cursor = self._store.collection("accounts").find({}).sort("_id", ASCENDING)
         return [self._from_doc(doc) for doc in await cursor.to_list(None)]
+
+    async def update(self, account: Account) -> None:
+        result = await self._store.collection("accounts").update_one(
+            {"_id": _text(account.username, "username")},
+            {"$set": {"password_hash": account.password_hash, "role": account.role,
+                      "unit": account.unit, "disabled": account.disabled,
+                      "must_change_password": account.must_change_password,
+                      "employee_id": account.employee_id}})
+        if result.matched_count != 1:
+            raise NotFound(f"account {account.username!r} does not exist")
 
 
 class _Receipts:
@@ -431,6 +447,44 @@ class _MailThreads:
 # --- end mail threads ------------------------------------------------------------------
 
 
+# --- casework records (issue 5) --------------------------------------------------------
+class _Records:
+    def __init__(self, store: MongoStore) -> None:
+        self._store = store
+
+    async def put(self, kind: str, key: str, doc: Mapping[str, Any], *,
+                  expected_version: int) -> Record:
+        kind, key = _text(kind, "kind"), _text(key, "key")
+        body = dict(doc)
+        records = self._store.collection("records")
+        if expected_version == 0:
+            try:
+                await records.insert_one({"_id": f"{kind}/{key}", "kind": kind, "key": key,
+                                          "version": 1, "doc": body})
+            except DuplicateKeyError:
+                raise ConcurrencyConflict(f"record {kind}/{key} exists") from None
+        else:
+            result = await records.update_one(
+                {"_id": f"{kind}/{key}", "version": int(expected_version)},
+                {"$set": {"doc": body, "version": int(expected_version) + 1}})
+            if result.matched_count != 1:
+                raise ConcurrencyConflict(f"record {kind}/{key} is not at version "
+                                          f"{expected_version}")
+        return Record(kind, key, body, expected_version + 1)
+
+    async def get(self, kind: str, key: str) -> Record | None:
+        doc = await self._store.collection("records").find_one(
+            {"_id": f"{_text(kind, 'kind')}/{_text(key, 'key')}"})
+        return None if doc is None else Record(kind, key, dict(doc["doc"]), int(doc["version"]))
+
+    async def list(self, kind: str) -> builtins.list[Record]:
+        cursor = self._store.collection("records").find(
+            {"kind": _text(kind, "kind")}).sort("key", ASCENDING)
+        return [Record(kind, doc["key"], dict(doc["doc"]), int(doc["version"]))
+                for doc in await cursor.to_list(None)]
+# --- end casework records -------------------------------------------------------------
+
+
 class MongoStore:
     """The :class:`hotline.ports.Store` on one MongoDB database.
 
@@ -450,6 +504,7 @@ class MongoStore:
         self.keys: KeyRepository = _Keys(self)
         self.pow: PowRepository = _Pow(self)
         self.mail_threads: MailThreadRepository = _MailThreads(self)
+        self.records: RecordRepository = _Records(self)
 
     @classmethod
     def from_url(cls, url: str) -> MongoStore:
@@ -478,6 +533,7 @@ class MongoStore:
         await self.collection("messages").create_index(
             [("case_id", ASCENDING), ("at", ASCENDING), ("_id", ASCENDING)])
         await self.collection("keys").create_index([("created_at", ASCENDING)])
+        await self.collection("records").create_index([("kind", ASCENDING), ("key", ASCENDING)])
         # Burnt challenges are only needed until they expire; MongoDB's TTL monitor
         # removes them (within a minute or so of expires_at).
         await self.collection("pow").create_index("expires_at", expireAfterSeconds=0)

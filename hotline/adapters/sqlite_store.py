@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +30,7 @@ from hotline.domain.case import (
     CaseMessage,
     CaseQuery,
     ReceiptRecord,
+    is_system_chain,
 )
 from hotline.errors import ConcurrencyConflict, ContractError, NotFound, StoreUnavailable
 from hotline.ports import (
@@ -40,6 +41,8 @@ from hotline.ports import (
     MailThreadRepository,
     PowRepository,
     ReceiptRepository,
+    Record,
+    RecordRepository,
     SequenceRepository,
 )
 
@@ -91,6 +94,9 @@ CREATE TABLE IF NOT EXISTS case_messages (
     id TEXT PRIMARY KEY, case_id TEXT NOT NULL, at TEXT NOT NULL, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS case_messages_by_case ON case_messages (case_id, at);
 CREATE TABLE IF NOT EXISTS mail_threads (message_id TEXT PRIMARY KEY, case_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    kind TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (kind, key));
 """
 
 
@@ -238,7 +244,9 @@ class _Cases(_Base):
             clauses.append(f"stub_unit IN ({', '.join('?' for _ in stubs)})")
             params.extend(stubs)
         if query.overdue_at is not None:
-            clauses.append("due_at IS NOT NULL AND due_at < ? AND status NOT IN "
+            # Unary + keeps SQLite on the opened_at index (newest first, stop at the page)
+            # instead of collecting and sorting every overdue case through cases_by_due.
+            clauses.append("+due_at IS NOT NULL AND +due_at < ? AND status NOT IN "
                            "('closed', 'archived')")
             params.append(_time(query.overdue_at))
         if query.after is not None:
@@ -332,6 +340,8 @@ class _Audit(_Base):
                     f"audit seq {event.seq} of {event.case_id} is taken") from None
             cursor = await db.execute("SELECT doc FROM cases WHERE id = ?", (event.case_id,))
             row = await cursor.fetchone()
+            if row is None and is_system_chain(event.case_id):
+                return  # a system chain has no case; its head is kept as a record
             if row is None:
                 raise NotFound(f"case {event.case_id} does not exist")
             doc = _loads(row[0])
@@ -384,6 +394,14 @@ class _Accounts(_Base):
             cursor = await db.execute("SELECT doc FROM accounts ORDER BY username")
             rows = await cursor.fetchall()
         return [Account(**_loads(row[0])) for row in rows]
+
+    async def update(self, account: Account) -> None:
+        async with self._store.transaction() as db:
+            cursor = await db.execute("UPDATE accounts SET doc = ? WHERE username = ?",
+                                      (self._to_doc(account), _text(account.username,
+                                                                    "username")))
+            if cursor.rowcount != 1:
+                raise NotFound(f"account {account.username!r} does not exist")
 
 
 class _Receipts(_Base):
@@ -465,6 +483,45 @@ class _MailThreads(_Base):
 # --- end mail threads ------------------------------------------------------------------
 
 
+# --- casework records (issue 5) --------------------------------------------------------
+class _Records(_Base):
+    async def put(self, kind: str, key: str, doc: Mapping[str, Any], *,
+                  expected_version: int) -> Record:
+        kind, key = _text(kind, "kind"), _text(key, "key")
+        text = _dumps(dict(doc))
+        async with self._store.transaction() as db:
+            if expected_version == 0:
+                cursor = await db.execute(
+                    "INSERT OR IGNORE INTO records (kind, key, version, doc) VALUES (?, ?, 1, ?)",
+                    (kind, key, text))
+            else:
+                cursor = await db.execute(
+                    "UPDATE records SET version = version + 1, doc = ?"
+                    " WHERE kind = ? AND key = ? AND version = ?",
+                    (text, kind, key, int(expected_version)))
+            if cursor.rowcount != 1:
+                raise ConcurrencyConflict(f"record {kind}/{key} is not at version "
+                                          f"{expected_version}")
+        return Record(kind, key, _loads(text), expected_version + 1)
+
+    async def get(self, kind: str, key: str) -> Record | None:
+        async with self._store.transaction() as db:
+            cursor = await db.execute(
+                "SELECT version, doc FROM records WHERE kind = ? AND key = ?",
+                (_text(kind, "kind"), _text(key, "key")))
+            row = await cursor.fetchone()
+        return None if row is None else Record(kind, key, _loads(row[1]), int(row[0]))
+
+    async def list(self, kind: str) -> list[Record]:
+        async with self._store.transaction() as db:
+            cursor = await db.execute(
+                "SELECT key, version, doc FROM records WHERE kind = ? ORDER BY key",
+                (_text(kind, "kind"),))
+            rows = await cursor.fetchall()
+        return [Record(kind, row[0], _loads(row[2]), int(row[1])) for row in rows]
+# --- end casework records -------------------------------------------------------------
+
+
 class SqliteStore:
     """The :class:`hotline.ports.Store` on one SQLite file."""
 
@@ -481,6 +538,7 @@ class SqliteStore:
         self.keys: KeyRepository = _Keys(self)
         self.pow: PowRepository = _Pow(self)
         self.mail_threads: MailThreadRepository = _MailThreads(self)
+        self.records: RecordRepository = _Records(self)
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,13 +14,34 @@ from hotline.domain.audit import AuditHead
 MUTABLE_FIELDS = ("severity", "status", "unit", "due_at", "triage", "workflow", "fingerprint",
                   "excluded", "stub_unit")
 
-__all__ = ["MUTABLE_FIELDS", "ROLES", "SEVERITIES", "Account", "Case", "CaseMessage",
-           "CaseQuery", "ReceiptRecord", "case_id_for", "followup_status", "identities"]
+__all__ = [
+    "MUTABLE_FIELDS",
+    "ROLES",
+    "SEVERITIES",
+    "SYSTEM_CHAIN",
+    "Account",
+    "Case",
+    "CaseMessage",
+    "CaseQuery",
+    "ReceiptRecord",
+    "case_id_for",
+    "followup_status",
+    "identities",
+    "is_system_chain",
+]
 
 SEVERITIES = ("major", "high", "general", "low")
 ROLES = ("clerk", "officer", "supervisor", "auditor", "admin")
 # The router acts in workflows as "system"; no account can have that role.
 Kind = Literal["report", "complaint"]
+
+
+SYSTEM_CHAIN = "_system"  # the audit chain of events not about one case (accounts, keys …)
+
+
+def is_system_chain(chain_id: str) -> bool:
+    """Audit chains that belong to no case start with ``_`` (case ids start with ``c_``)."""
+    return chain_id.startswith("_")
 
 
 def case_id_for(submission_id: str) -> str:

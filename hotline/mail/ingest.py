@@ -93,6 +93,7 @@ def mail_payload(parsed: ParsedMail, raw: bytes, mailbox: Mailbox, *, our_domain
                          "size": a.size, "truncated": a.truncated}
                         for a in parsed.attachments],
         "raw": base64.b64encode(raw).decode("ascii"),
+        "raw_sha256": hashlib.sha256(raw).hexdigest(),
     }
 
 

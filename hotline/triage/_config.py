@@ -53,9 +53,14 @@ def validate_config(path: Path) -> list[ConfigProblem]:
         messages = validate_leaders(doc, source, _unit_codes(path))
     elif "years" in doc or "every_year" in doc:
         messages = validate_holidays(doc, source)
+    elif "mailbox" in doc:
+        from hotline.mail.config import validate_mailboxes
+        from hotline.org import load_org
+
+        messages = validate_mailboxes(doc, source, load_org())
     else:
         return [ConfigProblem(source, "", "unknown kind of file: expected [[unit]], [units.X], "
-                              "[[rule]], [[workflow]] or [years.X] tables")]
+                              "[[rule]], [[workflow]], [years.X] or [[mailbox]] tables")]
     return [_split(source, m) for m in messages]
 
 

@@ -5,19 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
-from aioimaplib import IMAP4
+from aioimaplib import IMAP4  # type: ignore[import-untyped]  # no py.typed
 
 from hotline.domain.case import CaseQuery
 from hotline.mail.config import ImapSettings, Mailbox
 from hotline.topology import ROUTER_QUEUE
 from intake.mail_imap import ImapIngester
 from tests.support.dovecot import Dovecot
-from tests.support.mailflow import DOMAIN, MailFlow, mail_flow
+from tests.support.mailflow import DOMAIN, MailFlow, eventually, mail_flow
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +58,7 @@ async def search(server: Dovecot, folder: str, criteria: str) -> list[str]:
         await client.logout()
 
 
-def mailbox_for(server: Dovecot, **changes: object) -> Mailbox:
+def mailbox_for(server: Dovecot, **changes: Any) -> Mailbox:
     imap = ImapSettings(host=server.host, port=server.port, tls="none", user=USER,
                         password_env="HOTLINE_TEST_IMAP_PASSWORD", poll_seconds=0.2)
     return Mailbox(f"complaints-gd@{DOMAIN}", "GD", "zh-Hans", replace(imap, **changes))
@@ -70,8 +71,8 @@ async def flow(tmp_path: Path) -> AsyncIterator[MailFlow]:
 
 
 @contextlib.asynccontextmanager
-async def running(*coroutines: object) -> AsyncIterator[None]:
-    tasks = [asyncio.create_task(c) for c in coroutines]  # type: ignore[arg-type]
+async def running(*coroutines: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    tasks = [asyncio.create_task(c) for c in coroutines]
     try:
         yield
     finally:
@@ -82,12 +83,19 @@ async def running(*coroutines: object) -> AsyncIterator[None]:
                 await task
 
 
-async def wait_for_cases(flow: MailFlow, count: int, timeout: float = 10.0) -> float:
-    started = time.perf_counter()
-    async with asyncio.timeout(timeout):
-        while await flow.env.store.cases.count() < count:
-            await asyncio.sleep(0.02)
-    return time.perf_counter() - started
+async def wait_for_cases(flow: MailFlow, count: int) -> None:
+    async def enough() -> bool:
+        return await flow.env.store.cases.count() >= count
+
+    await eventually(enough)
+
+
+def folder_matches(server: Dovecot, folder: str, criteria: str,
+                   expected: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return expected == len(await search(server, folder, criteria))
+
+    return check
 
 
 async def test_appended_mail_becomes_a_case_within_seconds_via_idle(
@@ -100,9 +108,7 @@ async def test_appended_mail_becomes_a_case_within_seconds_via_idle(
         await append(dovecot, complaint(1))
         await wait_for_cases(flow, 1)
         latency = time.perf_counter() - started
-        async with asyncio.timeout(5):
-            while await search(dovecot, "INBOX", "UNSEEN"):
-                await asyncio.sleep(0.05)
+        await eventually(folder_matches(dovecot, "INBOX", "UNSEEN", 0), 5)
     print(f"IDLE append-to-case latency: {latency:.2f} s")
     assert latency < 5.0
     [case] = await flow.env.store.cases.query(CaseQuery(units=None))
@@ -131,9 +137,7 @@ async def test_crash_between_queueing_and_flagging_still_gives_one_case_per_mail
 
     restarted = ImapIngester(mailbox_for(dovecot), PASSWORD, flow.ingest)
     async with running(restarted.run()):
-        async with asyncio.timeout(10):
-            while await search(dovecot, "INBOX", "UNSEEN"):
-                await asyncio.sleep(0.05)
+        await eventually(folder_matches(dovecot, "INBOX", "UNSEEN", 0), 10)
     assert 4 == await flow.pending()  # the first mail was queued twice
     await flow.settle()
     assert 3 == await flow.env.store.cases.count()
@@ -149,9 +153,7 @@ async def test_polling_moves_processed_mail_to_its_folder(
         await asyncio.sleep(0.3)
         dovecot.deliver(USER, complaint(7))
         await wait_for_cases(flow, 1)
-        async with asyncio.timeout(5):
-            while await search(dovecot, "INBOX", "ALL"):
-                await asyncio.sleep(0.05)
+        await eventually(folder_matches(dovecot, "INBOX", "ALL", 0), 5)
     assert 1 == len(await search(dovecot, "Processed", "ALL"))
 
 
@@ -166,8 +168,6 @@ async def test_queue_down_leaves_mail_unflagged_until_it_recovers(
         await asyncio.sleep(0.8)
         assert 1 == len(await search(dovecot, "INBOX", "UNSEEN"))
         await flow.env.bus.open()
-        async with asyncio.timeout(5):
-            while await search(dovecot, "INBOX", "UNSEEN"):
-                await asyncio.sleep(0.05)
+        await eventually(folder_matches(dovecot, "INBOX", "UNSEEN", 0), 5)
     await flow.settle()
     assert 1 == await flow.env.store.cases.count()

@@ -11,7 +11,11 @@ import pytest
 import structlog
 
 from hotline.crypto import open_sealed
+from hotline.mail import MailLimits
+from hotline.mail.ingest import MailIngest
 from hotline.mail.outbound import OutboundMail
+from hotline.mail.replies import queue_complaint_reply
+from hotline.services import load_keyring
 from tests.support.mailflow import DOMAIN, MailFlow, mail_flow
 
 pytestmark = pytest.mark.integration
@@ -34,27 +38,27 @@ SIMPLIFIED = (
 ).encode("gb18030")
 
 TRADITIONAL = (
-    "From: Chan Tai Man <tm.chan@example.hk>\r\n"
-    "To: complaints-hk@hotline.localhost\r\n"
-    "Subject: =?Big5?B?pHWzebZpq9e6Q6Zo?=\r\n"
-    "Message-ID: <hk-1@example.hk>\r\n"
-    "MIME-Version: 1.0\r\n"
-    "Content-Type: text/plain; charset=Big5\r\n\r\n"
-).encode() + (
+    b"From: Chan Tai Man <tm.chan@example.hk>\r\n"
+    b"To: complaints-hk@hotline.localhost\r\n"
+    b"Subject: =?Big5?B?pHWzebZpq9e6Q6Zo?=\r\n"
+    b"Message-ID: <hk-1@example.hk>\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"Content-Type: text/plain; charset=Big5\r\n\r\n"
+) + (
     "你們好，我家樓下的工程已經延誤了三個月，噪音問題非常嚴重，"
     "多次聯絡你們的職員都沒有回覆，請盡快處理並給我一個說法。\r\n"
 ).encode("big5hkscs")
 
 ENGLISH = (
-    "From: Jane Doe <jane.doe@example.com>\r\n"
-    "To: overseas@hotline.localhost\r\n"
-    "Subject: Billing error on my account\r\n"
-    "Message-ID: <CAF=abc123@mail.gmail.com>\r\n"
-    "MIME-Version: 1.0\r\n"
-    "Content-Type: text/plain; charset=utf-8\r\n\r\n"
-    "Hello, I was charged twice for the installation in March and nobody answers my calls. "
-    "Please refund the second payment and explain what happened.\r\n"
-).encode()
+    b"From: Jane Doe <jane.doe@example.com>\r\n"
+    b"To: overseas@hotline.localhost\r\n"
+    b"Subject: Billing error on my account\r\n"
+    b"Message-ID: <CAF=abc123@mail.gmail.com>\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+    b"Hello, I was charged twice for the installation in March and nobody answers my calls. "
+    b"Please refund the second payment and explain what happened.\r\n"
+)
 
 
 def outlook_reply(in_reply_to: str, references: str, *, sender: str = CUSTOMER) -> bytes:
@@ -181,6 +185,10 @@ async def test_acknowledgement_headers_follow_the_contract(flow: MailFlow) -> No
     assert GD == ack["From"].addresses[0].addr_spec
     assert ack["Message-ID"].endswith(f"@{DOMAIN}>")
     assert "mail.sent" in await flow.audit_types(case.id)
+    # The acknowledgement clock of the workflow is met by the queued acknowledgement.
+    acknowledged = await flow.case(submission_id)
+    assert "acknowledged" == acknowledged.status
+    assert "workflow.acknowledge" in await flow.audit_types(case.id)
 
 
 @pytest.mark.parametrize(("raw", "language_text", "reference_phrase"), [
@@ -365,3 +373,56 @@ async def test_no_address_subject_or_text_reaches_the_logs(flow: MailFlow) -> No
     assert logs
     for secret in (CUSTOMER, "jane.doe", "Billing error", "宽带", "refund", GD, "overseas@"):
         assert secret not in text
+
+
+async def test_officer_reply_is_threaded_and_the_answer_joins(flow: MailFlow) -> None:
+    """An officer's reply goes out tagged and threaded; the complainant's answer joins."""
+    first = await flow.deliver(SIMPLIFIED)
+    await flow.settle()
+    case = await flow.case(first)
+    ring = await load_keyring(flow.env.store, flow.env.master)
+    kid, public = ring.active_public_key()
+    outbound_id = await queue_complaint_reply(
+        flow.env.store, flow.env.bus, flow.book, mail_domain=DOMAIN, case=case,
+        message_id="officer-msg-1", body="您好，维修人员将于明天上午上门。",
+        private_key=ring.private_key(case.content.kid), kid=kid, public=public,
+        actor="officer-gd")
+    await flow.settle()
+    assert outbound_id is not None
+    reply = next(m for m in flow.sent() if m["Auto-Submitted"] is None)
+    assert f"[{case.reference}]" in reply["Subject"]
+    assert "<20260301093000.1@mail.example.cn>" == reply["In-Reply-To"]
+    assert "明天上午" in reply.get_content()
+    await flow.deliver(plain("Re: 好的", message_id="<p-9@example.cn>",
+                             extra=f"In-Reply-To: {reply['Message-ID']}\r\n"))
+    await flow.settle()
+    assert 1 == await flow.env.store.cases.count()
+    assert "mail.reply_queued" in await flow.audit_types(case.id)
+
+
+async def test_mail_over_a_limit_still_becomes_a_flagged_case(flow: MailFlow) -> None:
+    """A mail over the parser's size limit is a case whose audit trail names the flag."""
+    ingest = MailIngest(flow.env.store, flow.env.bus, mail_domain=DOMAIN,
+                        limits=MailLimits(max_bytes=2048))
+    mailbox = flow.book.get(GD)
+    assert mailbox is not None
+    big = plain("附件很大", message_id="<big-1@example.cn>", body="宽带断线。" + "x" * 10_000)
+    queued = await ingest.accept(big, mailbox, via="imap")
+    await flow.settle()
+    case = await flow.case(queued.submission_id)
+    [received] = [e for e in await flow.env.store.audit.events(case.id)
+                  if e.type == "mail.received"]
+    assert "over_size" in received.data["flags"]
+    assert "imap" == received.data["via"]
+
+
+async def test_a_different_mail_reusing_a_message_id_is_not_lost(flow: MailFlow) -> None:
+    """Same Message-ID, different bytes: not a redelivery, so it joins as a message."""
+    first = await flow.deliver(plain("宽带", message_id="<reused@example.cn>"))
+    again = await flow.deliver(plain("宽带", message_id="<reused@example.cn>",
+                                     body="这是另一封邮件，内容不同。"))
+    await flow.settle()
+    assert first == again
+    assert 1 == await flow.env.store.cases.count()
+    assert 1 == len(await flow.env.store.cases.messages((await flow.case(first)).id))
+    assert 1 == len(flow.sent())

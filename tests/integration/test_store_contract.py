@@ -491,3 +491,55 @@ async def test_ping(store: Store) -> None:
     assert await store.ping()
     await store.close()
     assert not await store.ping()
+
+
+# --- casework records, account updates, system chains (issue 5) ------------------------
+
+
+async def test_account_update_replaces_the_stored_account(store: Store) -> None:
+    """update stores role, unit, password and disabled; an unknown account is NotFound."""
+    await store.accounts.add(make_account("alice"))
+    changed = make_account("alice", role="supervisor", unit="HQ", disabled=True,
+                           password_hash="$argon2id$v=19$other", must_change_password=True)
+    await store.accounts.update(changed)
+    assert changed == await store.accounts.get("alice")
+    with pytest.raises(NotFound):
+        await store.accounts.update(make_account("nobody"))
+
+
+async def test_records_create_replace_and_conflict(store: Store) -> None:
+    """put creates at version 1, replaces only the expected version, lists by key per kind."""
+    first = await store.records.put("totp", "bob", {"enabled": False}, expected_version=0)
+    assert (1, {"enabled": False}) == (first.version, dict(first.doc))
+    with pytest.raises(ConcurrencyConflict):
+        await store.records.put("totp", "bob", {"enabled": True}, expected_version=0)
+    second = await store.records.put("totp", "bob", {"enabled": True, "codes": ["a"]},
+                                     expected_version=1)
+    with pytest.raises(ConcurrencyConflict):
+        await store.records.put("totp", "bob", {"enabled": False}, expected_version=1)
+    await store.records.put("totp", "alice", {"enabled": False}, expected_version=0)
+    await store.records.put("other", "carol", {"n": 1}, expected_version=0)
+    assert second == await store.records.get("totp", "bob")
+    assert ["alice", "bob"] == [r.key for r in await store.records.list("totp")]
+    assert await store.records.get("totp", "carol") is None
+
+
+async def test_records_refuse_operator_objects(store: Store) -> None:
+    """A record key that is not a string is refused, not used as an operator."""
+    with pytest.raises(ContractError):
+        await store.records.get("totp", {"$gt": ""})  # type: ignore[arg-type]
+
+
+async def test_system_chain_appends_without_a_case(store: Store) -> None:
+    """A chain named '_system' takes events with no case; a taken seq still conflicts."""
+    first = next_event("_system", None, at=T0, actor="admin", type_="account.created")
+    second = next_event("_system", AuditHead(1, first.hash), at=T0, actor="admin",
+                        type_="account.disabled")
+    await store.audit.append(first)
+    await store.audit.append(second)
+    with pytest.raises(ConcurrencyConflict):
+        await store.audit.append(first)
+    events = await store.audit.events("_system")
+    assert [first, second] == events
+    assert verify_chain("_system", events, AuditHead(2, second.hash)) is None
+    assert "_system" in [cid async for cid in store.audit.case_ids()]

@@ -22,6 +22,7 @@ from hotline.services import add_account, load_keyring, verify_audit
 from router.clocks import ClockRunner
 from router.worker import Router
 from tests.support.embedded import Embedded, RecordingBus, embedded
+from tests.support.officer_login import officer_headers
 
 pytestmark = pytest.mark.integration
 
@@ -73,10 +74,7 @@ async def file_report(env: Embedded, router: Router, payload: dict[str, Any], *,
 
 
 async def login(client: TestClient, username: str) -> dict[str, str]:  # type: ignore[type-arg]
-    resp = await client.post("/api/v1/auth/login", json={"username": username,
-                                                         "password": PASSWORD})
-    assert 200 == resp.status
-    return {"Authorization": f"Bearer {(await resp.json())['token']}"}
+    return await officer_headers(client, username, PASSWORD)
 
 
 async def act(client: TestClient, headers: dict[str, str], case_id: str, action: str,  # type: ignore[type-arg]

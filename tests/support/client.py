@@ -10,12 +10,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
 from tests.support import hpke_ref
+from tests.support.officer_login import Authenticator
 
 
 def b64e(raw: bytes) -> str:
@@ -88,11 +89,19 @@ class Officer:
     base: str
     token: str = ""
 
+    authenticator: Authenticator = field(default_factory=Authenticator)
+
     async def login(self, username: str, password: str) -> None:
-        async with self.session.post(f"{self.base}/api/v1/auth/login",
-                                     json={"username": username, "password": password}) as resp:
-            assert 200 == resp.status, await resp.text()
-            self.token = (await resp.json())["token"]
+        """Sign in; supervisors, admins and auditors enrol TOTP on first use (issue 5)."""
+        async def post(path: str, body: dict[str, Any], headers: dict[str, str]
+                       ) -> tuple[int, Any]:
+            async with self.session.post(f"{self.base}{path}", json=body,
+                                         headers=headers) as resp:
+                return resp.status, await resp.json()
+
+        status, doc = await self.authenticator.login(post, username, password)
+        assert 200 == status, doc
+        self.token = doc["token"]
 
     async def get(self, path: str) -> tuple[int, Any]:
         async with self.session.get(f"{self.base}{path}", headers={

@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import email
 import email.policy
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -15,12 +16,24 @@ from hotline.domain.case import Case
 from hotline.mail.config import MailboxBook, load_mailboxes
 from hotline.mail.ingest import MailIngest
 from hotline.mail.outbound import Delivery, OutboundConsumer, OutboxDelivery
+from hotline.ports import Bus
 from hotline.topology import MAIL_OUTBOUND_QUEUE, ROUTER_QUEUE
 from router.mail import MailDesk
 from router.worker import Router
 from tests.support.embedded import Embedded, embedded
 
 DOMAIN = "hotline.localhost"
+
+
+async def eventually(condition: Callable[[], Awaitable[bool]], seconds: float = 10.0,
+                     interval: float = 0.02) -> None:
+    """Wait until ``condition()`` is true; TimeoutError after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await condition():
+            return
+        await asyncio.sleep(interval)
+    raise TimeoutError(f"condition not met within {seconds} s")
 
 
 @dataclass
@@ -44,15 +57,17 @@ class MailFlow:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
-    async def settle(self, timeout: float = 10.0) -> None:
+    async def settle(self, seconds: float = 10.0) -> None:
         """Run the router and the outbound consumer until the queue is empty."""
         tasks = [asyncio.create_task(self.env.bus.consume(ROUTER_QUEUE, self.router.handle)),
                  asyncio.create_task(self.env.bus.consume(MAIL_OUTBOUND_QUEUE,
                                                           self.outbound.handle))]
+
+        async def drained() -> bool:
+            return await self.pending() == 0
+
         try:
-            async with asyncio.timeout(timeout):
-                while await self.pending():
-                    await asyncio.sleep(0.02)
+            await eventually(drained, seconds)
         finally:
             for task in tasks:
                 task.cancel()
@@ -71,16 +86,18 @@ class MailFlow:
     def sent(self) -> list[EmailMessage]:
         """The mails in the outbox, oldest first."""
         files = sorted(self.outbox.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns)
-        return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+        return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
                 for p in files]
 
 
 @contextlib.asynccontextmanager
 async def mail_flow(tmp_path: Path, *, delivery: Delivery | None = None,
-                    ack_per_hour: int = 3) -> AsyncIterator[MailFlow]:
+                    ack_per_hour: int = 3, bus: Bus | None = None) -> AsyncIterator[MailFlow]:
+    """The pipeline on an embedded store; on the embedded queue unless ``bus`` is given."""
     async with embedded(tmp_path) as env:
         book = load_mailboxes(env.org, DOMAIN)
-        router = Router(store=env.store, bus=env.bus, org=env.org, master=env.master,
+        the_bus = bus or env.bus
+        router = Router(store=env.store, bus=the_bus, org=env.org, master=env.master,
                         mail=MailDesk(book, DOMAIN, ack_per_hour=ack_per_hour))
         outbox = tmp_path / "outbox"
 
@@ -90,5 +107,5 @@ async def mail_flow(tmp_path: Path, *, delivery: Delivery | None = None,
         outbound = OutboundConsumer(env.store, private_key,  # type: ignore[arg-type]
                                     delivery or OutboxDelivery(outbox), DOMAIN,
                                     retry_base_seconds=0.01)
-        yield MailFlow(env, book, MailIngest(env.store, env.bus, mail_domain=DOMAIN), router,
+        yield MailFlow(env, book, MailIngest(env.store, the_bus, mail_domain=DOMAIN), router,
                        outbound, outbox)

@@ -1,0 +1,224 @@
+"""Signed checkpoints over the heads of every audit chain (Ed25519).
+
+A hash chain alone cannot show that its last events were cut off when whoever cut them
+also rewrote the recorded head. A checkpoint fixes, at one moment, the head (seq, hash)
+of every chain that moved since the previous checkpoint, chains to that previous
+checkpoint by hash, and is signed with an Ed25519 key whose private half is wrapped by
+the master key. Verification needs only the public key: each checkpoint's signature and
+link, then every chain must still hold the checkpointed event at the checkpointed seq.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from hotline.clock import utcnow
+from hotline.contract import format_time
+from hotline.crypto import MasterKey
+from hotline.domain.audit import GENESIS, AuditHead, BrokenLink
+from hotline.domain.case import is_system_chain
+from hotline.errors import ConcurrencyConflict
+from hotline.ports import Record, Store
+from hotline.services import VerifyReport, system_head, verify_audit
+
+__all__ = ["CHECKPOINT_KIND", "CheckpointReport", "FullReport", "checkpoint_public_key",
+           "make_checkpoint", "signing_key", "verify_checkpoints", "verify_everything"]
+
+KEY_KIND = "audit_signing_key"
+CHECKPOINT_KIND = "audit_checkpoint"
+_ACTIVE = "active"
+_RAW = serialization.Encoding.Raw
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _canonical(doc: Mapping[str, Any]) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _kid(public: bytes) -> str:
+    return hashlib.sha256(public).hexdigest()[:16]
+
+
+async def signing_key(store: Store, master: MasterKey) -> tuple[str, Ed25519PrivateKey]:
+    """The checkpoint signing key, created (and wrapped by the master key) on first use."""
+    record = await store.records.get(KEY_KIND, _ACTIVE)
+    if record is None:
+        private = Ed25519PrivateKey.generate()
+        public = private.public_key().public_bytes(_RAW, serialization.PublicFormat.Raw)
+        raw = private.private_bytes(_RAW, serialization.PrivateFormat.Raw,
+                                    serialization.NoEncryption())
+        kid = _kid(public)
+        try:
+            record = await store.records.put(KEY_KIND, _ACTIVE, {
+                "kid": kid, "public_key": _b64(public),
+                "wrapped_private_key": _b64(master.wrap(raw, label=f"audit:{kid}")),
+                "created_at": format_time(utcnow())}, expected_version=0)
+        except ConcurrencyConflict:
+            record = await store.records.get(KEY_KIND, _ACTIVE)
+            assert record is not None
+    kid = str(record.doc["kid"])
+    raw = master.unwrap(base64.b64decode(str(record.doc["wrapped_private_key"])),
+                        label=f"audit:{kid}")
+    return kid, Ed25519PrivateKey.from_private_bytes(raw)
+
+
+async def checkpoint_public_key(store: Store) -> bytes | None:
+    """The raw 32-byte public key that verifies checkpoints (None before the first one)."""
+    record = await store.records.get(KEY_KIND, _ACTIVE)
+    return None if record is None else base64.b64decode(str(record.doc["public_key"]))
+
+
+async def _current_heads(store: Store) -> dict[str, AuditHead]:
+    heads: dict[str, AuditHead] = {}
+    async for chain in store.audit.case_ids():
+        if is_system_chain(chain):
+            head = await system_head(store, chain)
+        else:
+            case = await store.cases.get(chain)
+            head = None if case is None else case.audit_head
+        if head is not None:
+            heads[chain] = head
+    return heads
+
+
+def _heads_of(record: Record) -> dict[str, AuditHead]:
+    return {chain: AuditHead(int(seq), str(digest))
+            for chain, (seq, digest) in dict(record.doc["heads"]).items()}
+
+
+def _digest(record: Record) -> str:
+    return hashlib.sha256(_canonical(dict(record.doc))).hexdigest()
+
+
+async def make_checkpoint(store: Store, master: MasterKey) -> Record | None:
+    """Sign the heads that moved since the last checkpoint; None if nothing moved (or
+    another instance wrote this checkpoint at the same moment)."""
+    kid, private = await signing_key(store, master)
+    previous = await store.records.list(CHECKPOINT_KIND)
+    known: dict[str, AuditHead] = {}
+    for record in previous:
+        known.update(_heads_of(record))
+    current = await _current_heads(store)
+    moved = {chain: head for chain, head in current.items() if known.get(chain) != head}
+    if previous and not moved:
+        return None
+    number = len(previous) + 1
+    body: dict[str, Any] = {
+        "n": number, "at": format_time(utcnow()), "kid": kid,
+        "prev": _digest(previous[-1]) if previous else GENESIS,
+        "chains": len({**known, **current}),
+        "heads": {chain: [head.seq, head.hash] for chain, head in sorted(moved.items())}}
+    body["signature"] = _b64(private.sign(_canonical(body)))
+    try:
+        return await store.records.put(CHECKPOINT_KIND, f"{number:012d}", body,
+                                       expected_version=0)
+    except ConcurrencyConflict:
+        return None
+
+
+@dataclass(frozen=True)
+class CheckpointReport:
+    ok: bool
+    checkpoints: int
+    chains: int
+    latest_at: str | None
+    first_broken: BrokenLink | None
+
+    def to_api(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checkpoints": self.checkpoints, "chains": self.chains,
+                "latest_at": self.latest_at,
+                "first_broken": None if self.first_broken is None else
+                self.first_broken.to_api()}
+
+
+def _checkpoint_break(number: int, reason: str) -> BrokenLink:
+    return BrokenLink(f"checkpoint:{number}", 0, reason)
+
+
+async def verify_checkpoints(store: Store, public_key: bytes) -> CheckpointReport:
+    """Check every checkpoint with ``public_key`` alone, then the chains against them."""
+    verifier = Ed25519PublicKey.from_public_bytes(public_key)
+    records = await store.records.list(CHECKPOINT_KIND)
+    prev = GENESIS
+    heads: dict[str, tuple[int, AuditHead]] = {}
+    for expected, record in enumerate(records, start=1):
+        body = dict(record.doc)
+        signature = body.pop("signature", "")
+        try:
+            verifier.verify(base64.b64decode(str(signature)), _canonical(body))
+        except (InvalidSignature, ValueError):
+            return _failed(records, heads, _checkpoint_break(
+                expected, "signature does not verify with the public key"))
+        if body.get("n") != expected or record.key != f"{expected:012d}":
+            return _failed(records, heads, _checkpoint_break(
+                expected, f"checkpoint {expected} is missing or out of order"))
+        if body.get("prev") != prev:
+            return _failed(records, heads, _checkpoint_break(
+                expected, "does not link to the previous checkpoint"))
+        prev = _digest(record)
+        for chain, head in _heads_of(record).items():
+            heads[chain] = (expected, head)
+    for chain, (number, head) in sorted(heads.items()):
+        events = await store.audit.events(chain)
+        if len(events) < head.seq:
+            return _failed(records, heads, BrokenLink(
+                chain, len(events) + 1,
+                f"events after seq {len(events)} are missing (checkpoint {number} saw "
+                f"seq {head.seq})"))
+        if events[head.seq - 1].seq != head.seq or events[head.seq - 1].hash != head.hash:
+            return _failed(records, heads, BrokenLink(
+                chain, head.seq, f"event differs from the one checkpoint {number} signed"))
+    return CheckpointReport(True, len(records), len(heads),
+                            str(records[-1].doc["at"]) if records else None, None)
+
+
+def _failed(records: list[Record], heads: Mapping[str, object],
+            broken: BrokenLink) -> CheckpointReport:
+    return CheckpointReport(False, len(records), len(heads),
+                            str(records[-1].doc["at"]) if records else None, broken)
+
+
+@dataclass(frozen=True)
+class FullReport:
+    chains: VerifyReport
+    checkpoints: CheckpointReport | None  # None: no checkpoint key yet
+
+    @property
+    def ok(self) -> bool:
+        return self.chains.ok and (self.checkpoints is None or self.checkpoints.ok)
+
+    @property
+    def first_broken(self) -> BrokenLink | None:
+        if self.chains.first_broken is not None:
+            return self.chains.first_broken
+        return None if self.checkpoints is None else self.checkpoints.first_broken
+
+    def to_api(self) -> dict[str, Any]:
+        broken = self.first_broken
+        return {"ok": self.ok, "cases": self.chains.cases, "events": self.chains.events,
+                "first_broken": None if broken is None else broken.to_api(),
+                "checkpoints": None if self.checkpoints is None else self.checkpoints.to_api()}
+
+
+async def verify_everything(store: Store, public_key: bytes | None = None,
+                            case_ids: list[str] | None = None) -> FullReport:
+    """Chains (all, or the named ones) and, with a public key, the checkpoints."""
+    chains = await verify_audit(store, case_ids)
+    key = public_key if public_key is not None else await checkpoint_public_key(store)
+    checkpoints = None if key is None else await verify_checkpoints(store, key)
+    return FullReport(chains, checkpoints)
