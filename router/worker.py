@@ -245,7 +245,11 @@ class Router:
         private = await self._private_key(case.content.kid)
         payload = self._payload(open_sealed(case.content, private, purpose=case.kind))
         payload["description"] = f"{payload['description']}\n{text}"
-        previous = TriageResult.from_dict({**case.triage, "subjects": []})
+        # The case keeps triage without names (public_dict); names are not needed to decide
+        # whether new information raises the level.
+        previous = TriageResult.from_dict({
+            **case.triage, "subjects": [],
+            "exclusions": [{"name": None, **e} for e in case.triage.get("exclusions", [])]})
         result = self.triage.retriage(previous, TriageInput(
             kind=case.kind, category=case.category, channel=case.channel, payload=payload,
             real_name=bool(payload.get("identity")), unit=case.unit))

@@ -20,6 +20,8 @@ if [ "${1:-dev}" = "test" ]; then
   command -v rabbitmq-server >/dev/null 2>&1 || need_apt+=(rabbitmq-server)
   command -v dovecot >/dev/null 2>&1 || need_apt+=(dovecot-imapd)
   command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+  # A CJK font, so screenshots of the Chinese pages show text, not boxes.
+  [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need_apt+=(fonts-wqy-microhei)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

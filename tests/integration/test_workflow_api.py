@@ -206,6 +206,27 @@ async def test_new_information_raises_but_never_lowers(env: Embedded, router: Ro
     assert any(m.routing_key == "case.escalated" for m in router.bus.published)  # type: ignore[attr-defined]
 
 
+async def test_follow_up_on_a_case_with_named_subjects_keeps_its_exclusions(
+        env: Embedded, router: Router) -> None:
+    """Re-triage of a case whose stored triage has exclusions (without names) works and
+    keeps the subject excluded."""
+    receipt = "7KQ2M0000022222ABCDE"
+    case_id = await file_report(env, router, LEADER_REPORT, unit="GD", receipt=receipt)
+    ring = await load_keyring(env.store, env.master)
+    kid, public = ring.active_public_key()
+    sub = Submission(id=secrets.token_urlsafe(12), occurred_at=datetime.now(UTC),
+                     correlation_id="corr-followup", kind="followup", channel="web",
+                     sealed=seal("他还威胁要报复举报人。".encode(), public, kid=kid,
+                                 purpose="message"),
+                     sealed_by="intake", receipt_hash=env.receipts.receipt_hash(receipt))
+    await router.handle(Message(sub.routing_key, sub.id, sub.to_bytes()))
+    case = await env.store.cases.get(case_id)
+    assert case is not None
+    assert ("major", True) == (case.severity, "GD0001" in case.excluded)
+    assert "reporter.information_added" in [e.type for e in
+                                            await env.store.audit.events(case_id)]
+
+
 async def test_clock_crossings_are_announced_exactly_once_by_many_runners(
         env: Embedded, router: Router) -> None:
     """Three runners, each with its own database connection as separate router processes
