@@ -71,7 +71,7 @@ class Plan:
     @classmethod
     def make(cls, *, short: bool, soak_seconds: float = 0.0) -> Plan:
         if short:
-            return cls(short=True, rounds=2, round_seconds=1.0, round_items=2_000,
+            return cls(short=True, rounds=2, round_seconds=0.75, round_items=2_000,
                        concurrency=16, router_batch=200, e2e_seconds=1.5,
                        soak_seconds=soak_seconds)
         return cls(short=False, rounds=3, round_seconds=8.0, round_items=30_000,
@@ -349,15 +349,17 @@ async def scenario_router(plan: Plan) -> dict[str, Any]:
                     "SELECT kid, public_key FROM keys WHERE active = 1").fetchone()
             key = (str(kid), bytes(public))
             systems = [("A", router, ROUTER_QUEUE), ("B", drain, _BASELINE_QUEUE)]
+            warm = 20 if plan.short else 100
             for _, service, queue in systems:  # warm-up
-                _stage(db_path, key, 100)
-                await _release_and_drain(db_path, queue, 100, service, 30)
+                _stage(db_path, key, warm)
+                await _release_and_drain(db_path, queue, warm, service, 30)
             rounds: dict[str, list[Round]] = {"A": [], "B": []}
             for _ in range(plan.rounds):
                 for name, service, queue in systems:
                     _stage(db_path, key, plan.router_batch)
                     rounds[name].append(await _release_and_drain(
-                        db_path, queue, plan.router_batch, service, plan.round_seconds * 4))
+                        db_path, queue, plan.router_batch, service,
+                        plan.round_seconds * (2 if plan.short else 4)))
             base_row = row("baseline consume+ack (SqliteBus)", rounds["B"], kind="baseline",
                            with_latency=False)
             doc["rows"] = [row("router sqlite (cases opened)", rounds["A"], baseline=base_row,
@@ -800,7 +802,7 @@ poll_seconds = 60
     cpu0 = dev.cpu_seconds()
     started = time.perf_counter()
     try:
-        for _ in range(3 if plan.short else 12):
+        for _ in range(2 if plan.short else 12):
             dropped = time.perf_counter()
             server.deliver(_MAIL.replace(b"<<ID>>", secrets.token_hex(8).encode()))
             seen = None

@@ -125,6 +125,9 @@ async def _dev(settings: Settings, args: argparse.Namespace) -> int:
         public_app = intake.create_app(intake.IntakeDeps(settings, store, bus, org, receipts))
         _with_mail(public_app, settings, store, bus, router, host=args.host,
                    smtp_port=args.smtp_port, port_optional=args.smtp_port == 2525)
+        banner = [*banner,
+                  f"Reporters' pages: http://{args.host}:{args.public_port}/  "
+                  f"Officers' UI: http://{args.host}:{args.internal_port}/ui/"]
         try:
             await _serve([
                 (public_app, args.host, args.public_port, "public  "),
