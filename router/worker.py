@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from prometheus_client import Counter
@@ -40,6 +40,7 @@ from hotline.triage import (
     TriageInput,
     TriageResult,
     content_fingerprint,
+    normalise,
 )
 from hotline.workflow import Actor, WorkflowEngine, WorkflowError
 from router.mail import MailDesk
@@ -47,6 +48,8 @@ from router.mail import MailDesk
 __all__ = ["Router"]
 
 _log = get_logger("hotline.router")
+
+NEGATIVE_LIST = "negative_list"  # the record kind casework keeps the supplier list under
 
 OPENED = Counter("hotline_cases_opened_total", "Cases opened", ["kind", "severity", "unit"])
 FOLLOWUPS = Counter("hotline_followups_total", "Reporter follow-up messages added")
@@ -148,6 +151,7 @@ class Router:
             triage={}, workflow={})
         result, fingerprint = await self._triage(submission, payload)
         case = apply_triage(case, result, self.org, fingerprint)
+        case = await self._check_negative_list(case, payload)
         definition = self.workflows.definition_for(case.kind, result.flow, result.real_name)
         state = self.workflows.start(definition, now)
         if submission.channel == "web" and submission.receipt_hash is not None:
@@ -212,6 +216,40 @@ class Router:
         if raised is not None:
             await self._emit("case.escalated", raised, submission.correlation_id)
         await self._emit("case.updated", raised or case, submission.correlation_id)
+
+    async def _check_negative_list(self, case: Case, payload: dict[str, Any]) -> Case:
+        """Flag suppliers named in the submission that are on the negative list.
+
+        An entry applies group-wide (scope HQ) or to its province and the units below it.
+        The hit is recorded in the case's triage explanation (entry ids and scopes only).
+        """
+        records = await self.store.records.list(NEGATIVE_LIST)
+        if not records:
+            return case
+        text = normalise("\n".join(str(payload.get(k) or "") for k in (
+            "title", "subject", "description", "evidence", "location")) + "\n" + "\n".join(
+            str(s.get("name") or "") for s in payload.get("subjects") or ()
+            if isinstance(s, dict)))
+        hits = []
+        for record in records:
+            entry = record.doc
+            supplier = normalise(str(entry.get("supplier") or ""))
+            scope = str(entry.get("scope") or "")
+            applies = scope == self.org.root.code or (
+                scope in self.org and case.unit in self.org.subtree(scope))
+            if entry.get("status") == "listed" and applies and len(supplier) >= 2 \
+                    and supplier in text:
+                hits.append({"entry": record.key, "scope": scope})
+        if not hits:
+            return case
+        triage = dict(case.triage)
+        triage["negative_list"] = hits
+        triage["rules"] = [*triage.get("rules", []), "supplier.negative-list"]
+        triage["explanation"] = [*triage.get("explanation", []), {
+            "rule": "supplier.negative-list", "severity": None,
+            "reason": f"{len(hits)} supplier(s) named here are on the negative list "
+                      f"(scope {', '.join(sorted({h['scope'] for h in hits}))})"}]
+        return replace(case, triage=triage)
 
     async def acknowledge(self, case_id: str) -> None:
         """Record the workflow's acknowledgement once one went out (e.g. a mail's)."""

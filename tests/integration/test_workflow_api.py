@@ -227,6 +227,29 @@ async def test_follow_up_on_a_case_with_named_subjects_keeps_its_exclusions(
                                             await env.store.audit.events(case_id)]
 
 
+async def test_supplier_on_the_negative_list_is_flagged_within_its_scope(
+        env: Embedded, router: Router) -> None:
+    """A listed supplier named in a report (in either script) is flagged where the listing
+    applies: its province and below, or everywhere for an HQ listing."""
+    await env.store.records.put("negative_list", "n_test1", {
+        "id": "n_test1", "supplier": "宏達勞務公司", "scope": "GD", "status": "listed",
+        "reason": "wage arrears", "case_reference": None}, expected_version=0)
+    await env.store.records.put("negative_list", "n_test2", {
+        "id": "n_test2", "supplier": "Old Supplier Ltd", "scope": "HQ", "status": "removed",
+        "reason": "cleared", "case_reference": None}, expected_version=0)
+    text = "宏达劳务公司拖欠农民工工资两个月，Old Supplier Ltd 也参与。"
+    in_scope = await env.store.cases.get(await file_report(
+        env, router, {"description": text}, unit="GD-CONSTRUCTION", category="wage_arrears"))
+    out_of_scope = await env.store.cases.get(await file_report(
+        env, router, {"description": text}, unit="SC", category="wage_arrears",
+        receipt="7KQ2M0000033333ABCDE"))
+    assert in_scope is not None
+    assert out_of_scope is not None
+    assert [{"entry": "n_test1", "scope": "GD"}] == in_scope.triage["negative_list"]
+    assert "supplier.negative-list" in in_scope.triage["rules"]
+    assert "negative_list" not in out_of_scope.triage
+
+
 async def test_clock_crossings_are_announced_exactly_once_by_many_runners(
         env: Embedded, router: Router) -> None:
     """Three runners, each with its own database connection as separate router processes
