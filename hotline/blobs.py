@@ -3,8 +3,8 @@
 A blob is one HPKE ciphertext (purpose ``attachment``) of one file. Its id is the
 hex SHA-256 of ``enc || ciphertext``, so a browser that sealed the file can name it in
 the (sealed) report before uploading it, and anyone can check a blob against its id.
-Embedded mode keeps blobs as files under ``DATA_DIR/blobs``; the MongoDB deployment uses
-GridFS (see :class:`GridFSBlobStore`).
+Embedded mode keeps blobs as files under ``DATA_DIR/blobs``; the MongoDB deployment keeps
+them in the database in GridFS's layout (:mod:`hotline.adapters.mongo_blobs`).
 """
 
 from __future__ import annotations
@@ -19,11 +19,15 @@ from typing import Protocol
 from hotline.crypto import Sealed
 from hotline.errors import ContractError
 
-__all__ = ["BlobStore", "FileBlobStore", "GridFSBlobStore", "blob_id", "decode_blob",
-           "encode_blob", "strip_metadata"]
+__all__ = ["BlobStore", "FileBlobStore", "blob_id", "decode_blob", "encode_blob",
+           "strip_metadata", "valid_blob_id"]
 
 _MAGIC = b"HLB1"
 _ID = re.compile(r"^[0-9a-f]{64}$")
+
+
+def valid_blob_id(text: str) -> bool:
+    return bool(_ID.match(text))
 
 
 def blob_id(sealed: Sealed) -> str:
@@ -63,7 +67,7 @@ class FileBlobStore:
         self.root = root
 
     def _path(self, blob: str) -> Path:
-        if not _ID.match(blob):
+        if not isinstance(blob, str) or not _ID.match(blob):
             raise ContractError("blob id must be 64 hex digits", field="blob")
         return self.root / blob[:2] / blob
 
@@ -90,25 +94,6 @@ class FileBlobStore:
         if not path.exists():
             return None
         return decode_blob(path.read_bytes())
-
-
-class GridFSBlobStore:
-    """STUB — the MongoDB (GridFS) adapter is not implemented yet.
-
-    It exists so that the distributed mode fails loudly instead of writing attachments
-    to a local disk that other intake instances cannot see.
-    """
-
-    def __init__(self, store_url: str) -> None:
-        self.store_url = store_url
-
-    async def put(self, sealed: Sealed) -> str:
-        raise NotImplementedError("attachments in the MongoDB deployment (GridFS) are not "
-                                  "implemented yet")
-
-    async def get(self, blob: str) -> Sealed | None:
-        raise NotImplementedError("attachments in the MongoDB deployment (GridFS) are not "
-                                  "implemented yet")
 
 
 # --- metadata removal for the no-JavaScript path ------------------------------------------

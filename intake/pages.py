@@ -33,7 +33,7 @@ from aiohttp import BodyPartReader, web
 from babel.messages.pofile import read_po
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from hotline.blobs import BlobStore, FileBlobStore, GridFSBlobStore, strip_metadata
+from hotline.blobs import BlobStore, FileBlobStore, strip_metadata
 from hotline.clock import utcnow
 from hotline.contract import COMPLAINT_CATEGORIES, REPORT_CATEGORIES, Submission
 from hotline.crypto import (
@@ -49,6 +49,7 @@ from hotline.crypto import (
 )
 from hotline.domain.case import followup_status
 from hotline.errors import ContractError, SealError, UnknownKey
+from hotline.logging import get_logger
 from hotline.web import ApiError
 from intake.app import DEPS, KEYS, TOKENS, _check_pow, _new_id, _publish
 
@@ -573,7 +574,8 @@ def _unavailable(page: Page) -> web.Response:
 async def _put(request: web.Request, sealed: Sealed) -> str:
     try:
         return await request.app[BLOBS].put(sealed)
-    except NotImplementedError:  # the GridFS adapter is still a stub (hotline/blobs.py)
+    except Exception:  # a blob store that cannot take the file: nothing is queued, say so
+        get_logger("hotline.intake.pages").error("attachment.not_stored")
         raise PageError(503, N_("Files cannot be received at the moment. Please send your "
                                 "report without files.")) from None
 
@@ -881,7 +883,9 @@ async def static(request: web.Request) -> web.Response:
 def blob_store_for(app: web.Application) -> BlobStore:
     settings = app[DEPS].settings
     if settings.store_kind == "mongodb":
-        return GridFSBlobStore(settings.store_url)
+        from hotline.adapters.mongo_blobs import MongoBlobStore
+
+        return MongoBlobStore(app[DEPS].store.collection)  # type: ignore[attr-defined]
     return FileBlobStore(settings.data_dir / "blobs")
 
 

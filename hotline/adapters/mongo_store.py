@@ -533,6 +533,9 @@ class MongoStore:
         await self.collection("messages").create_index(
             [("case_id", ASCENDING), ("at", ASCENDING), ("_id", ASCENDING)])
         await self.collection("keys").create_index([("created_at", ASCENDING)])
+        # Sealed attachments (hotline/adapters/mongo_blobs.py) share the database.
+        await self.collection("blob_chunks").create_index([("blob", ASCENDING),
+                                                           ("n", ASCENDING)], unique=True)
         await self.collection("records").create_index([("kind", ASCENDING), ("key", ASCENDING)])
         # Burnt challenges are only needed until they expire; MongoDB's TTL monitor
         # removes them (within a minute or so of expires_at).

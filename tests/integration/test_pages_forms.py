@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
 
-from hotline.blobs import FileBlobStore, GridFSBlobStore
+from hotline.blobs import FileBlobStore
 from hotline.contract import Submission
 from hotline.crypto import open_sealed
 from hotline.ports import Message
@@ -221,11 +221,22 @@ async def test_attachment_limits_are_enforced_and_stated(
     assert [] == await queued(env)
 
 
-async def test_files_refused_cleanly_where_no_blob_store_exists_yet(
+class BrokenBlobStore:
+    """A blob store whose backend is down."""
+
+    async def put(self, sealed: Any) -> str:
+        raise OSError("disk full")
+
+    async def get(self, blob: str) -> Any:
+        raise OSError("disk full")
+
+
+async def test_files_refused_cleanly_when_the_blob_store_fails(
         env: Embedded, aiohttp_client: ClientFactory) -> None:
-    """With the GridFS stub, a report with files gets a clear 503 page, not a crash."""
+    """When files cannot be stored, a report with files gets a clear 503 page, not a
+    crash, and nothing is queued."""
     app = make_app(env, SMALL)
-    app[BLOBS] = GridFSBlobStore("mongodb://db/hotline")
+    app[BLOBS] = BrokenBlobStore()
     client = await aiohttp_client(app)
     token = await csrf(client, "/report")
     resp = await client.post("/report", data=form({**REPORT, "csrf": token},
