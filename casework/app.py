@@ -542,5 +542,7 @@ def create_app(deps: CaseworkDeps) -> web.Application:
 def _add_workspace_routes(app: web.Application) -> None:
     """Issue 5's routes (accounts, audit checkpoints, vault, dashboard …), kept apart."""
     from casework import routes  # the routes import this module's keys
+    from casework.attachments import add_attachment_routes
 
     routes.add_routes(app)
+    add_attachment_routes(app)
