@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from hotline.org import OrgTree, load_org
-from hotline.triage._text import normalise
+from hotline.triage._text import normalise, word_start
 
 __all__ = ["RANKS", "Leader", "OrgDirectory", "validate_leaders"]
 
@@ -130,8 +130,9 @@ class OrgDirectory:
         self._aliases = names
         ordered = sorted(names, key=len, reverse=True)
         self._alias_re = re.compile("|".join(
-            (r"(?<![a-z0-9])" + re.escape(a) + r"(?![a-z0-9])") if a.isascii() else re.escape(a)
+            (word_start(re.escape(a)) + r"(?![a-z0-9])") if a.isascii() else re.escape(a)
             for a in ordered))
+        self._longest_alias = max((len(a) for a in ordered), default=0)
 
     @classmethod
     def for_tree(cls, tree: OrgTree, leaders_path: Path | None = None) -> OrgDirectory:
@@ -188,7 +189,11 @@ class OrgDirectory:
     def units_near(self, text: str, position: int, window: int = 24) -> str | None:
         """The unit named closest to ``position`` in normalised ``text``, within ``window``."""
         best: tuple[int, int, str] | None = None
-        for match in self._alias_re.finditer(text):
+        # Only the stretch that can hold a match within the window is searched (one
+        # character more each side keeps the word-boundary checks exact).
+        low = max(0, position - window - self._longest_alias - 1)
+        high = position + window + self._longest_alias + 1
+        for match in self._alias_re.finditer(text, low, high):
             distance = min(abs(match.end() - position), abs(match.start() - position))
             if distance > window:
                 continue
