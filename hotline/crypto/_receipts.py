@@ -52,7 +52,8 @@ _TRANSLATE = str.maketrans({"I": "1", "L": "1", "O": "0", "-": None, " ": None})
 
 def generate_receipt() -> str:
     """20 Crockford base32 symbols (100 random bits) in four groups of five."""
-    symbols = "".join(secrets.choice(_ALPHABET) for _ in range(20))
+    bits = int.from_bytes(secrets.token_bytes(13), "big") >> 4  # 100 of 104 random bits
+    symbols = "".join(_ALPHABET[(bits >> (5 * i)) & 31] for i in range(19, -1, -1))
     return "-".join(symbols[i:i + 5] for i in range(0, 20, 5))
 
 
