@@ -39,7 +39,7 @@ from hotline.crypto import (
     receipt_reply_public_key,
     seal,
 )
-from hotline.domain.case import followup_status
+from hotline.domain.case import Case, CaseMessage, followup_status
 from hotline.errors import BusUnavailable, ContractError, SealError, UnknownKey
 from hotline.logging import get_logger
 from hotline.org import OrgTree
@@ -285,16 +285,20 @@ def _claims(request: web.Request) -> dict[str, Any]:
         raise ApiError(401, "unauthorized", "the follow-up token is invalid or expired") from None
 
 
-async def get_followup(request: web.Request) -> web.Response:
-    deps = request.app[DEPS]
-    claims = _claims(request)
-    record = await deps.store.receipts.get(claims["rh"])
-    case = None if record is None else await deps.store.cases.get(record.case_id)
+async def reporter_view(store: Store, claims: dict[str, Any]
+                        ) -> tuple[Case, list[tuple[CaseMessage, str]]] | None:
+    """The case of a follow-up session and the messages the receipt opens, or None.
+
+    Shared by the JSON API and the follow-up page: both read replies sealed to the key
+    only the receipt derives.
+    """
+    record = await store.receipts.get(claims["rh"])
+    case = None if record is None else await store.cases.get(record.case_id)
     if case is None:
-        raise ApiError(401, "unauthorized", _UNAUTHORISED)
+        return None
     reply_key = receipt_reply_private_key(claims["r"])
     messages = []
-    for message in await deps.store.cases.messages(case.id):
+    for message in await store.cases.messages(case.id):
         if message.sealed_for_reporter is None:
             continue
         try:
@@ -302,10 +306,19 @@ async def get_followup(request: web.Request) -> web.Response:
         except SealError:
             _log.error("followup.message_unreadable", case_id=case.id, message_id=message.id)
             continue
-        messages.append({"from": message.author, "at": format_time(message.at),
-                         "body": body.decode("utf-8", errors="replace")})
-    return web.json_response({"reference": case.reference, "status": followup_status(case),
-                              "messages": messages}, headers={"Cache-Control": "no-store"})
+        messages.append((message, body.decode("utf-8", errors="replace")))
+    return case, messages
+
+
+async def get_followup(request: web.Request) -> web.Response:
+    view = await reporter_view(request.app[DEPS].store, _claims(request))
+    if view is None:
+        raise ApiError(401, "unauthorized", _UNAUTHORISED)
+    case, messages = view
+    return web.json_response({
+        "reference": case.reference, "status": followup_status(case),
+        "messages": [{"from": m.author, "at": format_time(m.at), "body": body}
+                     for m, body in messages]}, headers={"Cache-Control": "no-store"})
 
 
 async def post_followup_message(request: web.Request) -> web.Response:

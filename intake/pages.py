@@ -42,16 +42,14 @@ from hotline.crypto import (
     b64e,
     generate_receipt,
     normalise_receipt,
-    open_sealed,
-    receipt_reply_private_key,
     receipt_reply_public_key,
     seal,
 )
 from hotline.domain.case import followup_status
-from hotline.errors import ContractError, SealError, UnknownKey
+from hotline.errors import ContractError, UnknownKey
 from hotline.logging import get_logger
 from hotline.web import ApiError
-from intake.app import DEPS, KEYS, TOKENS, _check_pow, _new_id, _publish
+from intake.app import DEPS, KEYS, TOKENS, _check_pow, _new_id, _publish, reporter_view
 
 __all__ = [
     "BLOBS",
@@ -746,21 +744,12 @@ async def _claims_for(request: web.Request, form: FormData) -> dict[str, Any] | 
 async def _followup_page(request: web.Request, page: Page, claims: dict[str, Any],
                          notice: str | None = None) -> web.Response:
     deps = request.app[DEPS]
-    record = await deps.store.receipts.get(claims["rh"])
-    case = None if record is None else await deps.store.cases.get(record.case_id)
-    if case is None:
+    view = await reporter_view(deps.store, claims)
+    if view is None:
         return _unrecognised(page)
-    reply_key = receipt_reply_private_key(claims["r"])
-    messages = []
-    for message in await deps.store.cases.messages(case.id):
-        if message.sealed_for_reporter is None:
-            continue
-        try:
-            body = open_sealed(message.sealed_for_reporter, reply_key, purpose="message")
-        except SealError:
-            continue
-        messages.append({"from": message.author, "at": message.at.strftime("%Y-%m-%d %H:%M UTC"),
-                         "body": body.decode("utf-8", errors="replace")})
+    case, opened = view
+    messages = [{"from": m.author, "at": m.at.strftime("%Y-%m-%d %H:%M UTC"), "body": body}
+                for m, body in opened]
     status = followup_status(case)
     session = request.app[TOKENS].issue({"rh": claims["rh"], "r": claims["r"]},
                                         deps.settings.followup_token_ttl_seconds)
