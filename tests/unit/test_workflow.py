@@ -235,6 +235,22 @@ def test_extension_once_with_approver_and_notice(engine: WorkflowEngine) -> None
         engine.apply(state, "approve_extension", SUPERVISOR2, {"notice_sent": True}, OPENED)
 
 
+def test_to_dict_is_what_asdict_gives_and_round_trips(engine: WorkflowEngine) -> None:
+    """The hand-written serialiser equals dataclasses.asdict on a state with history,
+    records and an extension, in both forms, and from_dict reads it back."""
+    import dataclasses
+
+    from hotline.workflow._engine import _jsonable
+
+    state = walk(engine, engine.start(engine.definition_for("complaint", "serious", False),
+                                      OPENED), COMPLAINT_PATH[:2])
+    state = walk(engine, state, [("request_extension", OFFICER, {"days": 30, "reason": "lab"}),
+                                 ("approve_extension", SUPERVISOR, {"notice_sent": True})])
+    assert dataclasses.asdict(state) == state.to_dict()
+    assert _jsonable(dataclasses.asdict(state)) == state.to_dict(json=True)
+    assert state == WorkflowState.from_dict(state.to_dict(json=True))
+
+
 def test_extension_over_thirty_days_is_422(engine: WorkflowEngine) -> None:
     """The request itself is refused when it asks for more than 30 days."""
     state = walk(engine, engine.start(engine.definition_for("complaint", "general", False),
