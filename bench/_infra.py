@@ -286,10 +286,10 @@ class RabbitNode:
                 epmd.kill()
 
 
-_DOVECOT_CONFIG = """\
+DOVECOT_CONFIG = """\
 base_dir = {root}/run
 state_dir = {root}/state
-instance_name = hotline-bench-{port}
+instance_name = {name}-{port}
 listen = 127.0.0.1
 protocols = imap
 ssl = no
@@ -354,7 +354,8 @@ class Dovecot:
         passwd.write_text(f"{self.user}:{{PLAIN}}{self.password}\n")
         passwd.chmod(0o644)
         config = self.root / "dovecot.conf"
-        config.write_text(_DOVECOT_CONFIG.format(root=self.root, port=self.port))
+        config.write_text(DOVECOT_CONFIG.format(root=self.root, port=self.port,
+                                                name="hotline-bench"))
         env = {**os.environ, "PATH": f"/usr/sbin:/usr/bin:{os.environ.get('PATH', '')}"}
         with (self.root / "start.log").open("wb") as out:
             subprocess.run([binary, "-c", str(config)], stdout=out,  # noqa: S603 — installed dovecot

@@ -22,45 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from bench._infra import DOVECOT_CONFIG  # one private-instance recipe for tests and bench
+
 __all__ = ["Dovecot", "dovecot"]
 
-_CONFIG = """\
-base_dir = {root}/run
-state_dir = {root}/state
-instance_name = hotline-test-{port}
-listen = 127.0.0.1
-protocols = imap
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-first_valid_uid = 8
-mail_location = maildir:{root}/mail/%u/Maildir
-log_path = {root}/dovecot.log
-info_log_path = {root}/dovecot.log
-stats_writer_socket_path =
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
-service pop3-login {{
-  inet_listener pop3 {{
-    port = 0
-  }}
-}}
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN {root}/passwd
-}}
-userdb {{
-  driver = static
-  args = uid=mail gid=mail
-}}
-"""
 
 
 def _free_port() -> int:
@@ -143,7 +108,7 @@ def running_dovecot(users: dict[str, str]) -> Iterator[Dovecot]:
                               for user, password in users.items()))
     passwd.chmod(0o644)
     config = root / "dovecot.conf"
-    config.write_text(_CONFIG.format(root=root, port=port))
+    config.write_text(DOVECOT_CONFIG.format(root=root, port=port, name="hotline-test"))
     env = {**os.environ, "PATH": f"/usr/sbin:/usr/bin:{os.environ.get('PATH', '')}"}
     # Output to a file, not a pipe: the daemonised master keeps inherited pipes open.
     with open(root / "start.log", "wb") as output:
