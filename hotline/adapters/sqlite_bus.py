@@ -21,6 +21,7 @@ from typing import Any
 
 import aiosqlite
 
+from hotline.adapters._sqlite import connect
 from hotline.bus import deliver
 from hotline.errors import BusUnavailable
 from hotline.logging import get_logger
@@ -86,13 +87,9 @@ class SqliteBus:
         self._arrived = asyncio.Event()
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            db = await aiosqlite.connect(self.path, isolation_level=None)
-            await db.execute("PRAGMA busy_timeout = 10000")
-            await db.execute("PRAGMA journal_mode = WAL")
             # FULL: a publish that returned survives a power cut, not only a crash.
-            await db.execute("PRAGMA synchronous = FULL")
+            db = await connect(self.path, synchronous="FULL")
             await db.executescript(_SCHEMA)
         except Exception as exc:  # any failure to open means the same to callers
             raise BusUnavailable(f"cannot open the embedded queue {self.path}: {exc}") from exc

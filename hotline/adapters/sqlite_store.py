@@ -19,6 +19,7 @@ from typing import Any
 
 import aiosqlite
 
+from hotline.adapters._sqlite import connect
 from hotline.adapters.codec import case_from_doc, case_to_doc, message_from_doc, message_to_doc
 from hotline.contract import format_time
 from hotline.crypto import KeyRecord
@@ -541,12 +542,8 @@ class SqliteStore:
         self.records: RecordRepository = _Records(self)
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            db = await aiosqlite.connect(self.path, isolation_level=None)
-            await db.execute("PRAGMA busy_timeout = 10000")
-            await db.execute("PRAGMA journal_mode = WAL")
-            await db.execute(f"PRAGMA synchronous = {self._synchronous}")
+            db = await connect(self.path, synchronous=self._synchronous)
             await db.execute("PRAGMA foreign_keys = ON")
             await _migrate(db)
             await db.executescript(_SCHEMA)
