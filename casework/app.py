@@ -16,11 +16,19 @@ from prometheus_client import Counter
 
 from casework.accounts import SignIn, password_version, session_claims
 from casework.openapi import OPENAPI
-from hotline.casefile import apply_workflow, workflow_of
+from hotline.casefile import apply_workflow, map_sealed_values, seal_action_text, workflow_of
 from hotline.checkpoints import verify_everything
 from hotline.clock import utcnow
-from hotline.contract import format_time, parse_time
-from hotline.crypto import KeyRing, MasterKey, TokenSigner, open_sealed, seal
+from hotline.contract import CHANNELS, format_time, parse_time
+from hotline.crypto import (
+    KeyRing,
+    MasterKey,
+    ReceiptKeys,
+    Sealed,
+    TokenSigner,
+    open_sealed,
+    seal,
+)
 from hotline.domain.case import SEVERITIES, Account, Case, CaseMessage, CaseQuery, identities
 from hotline.errors import ConcurrencyConflict, ContractError, SealError, UnknownKey
 from hotline.logging import get_logger
@@ -28,6 +36,7 @@ from hotline.mail.config import load_mailboxes
 from hotline.mail.replies import queue_complaint_reply
 from hotline.org import OrgTree
 from hotline.ports import Bus, Store
+from hotline.retention import archive_if_closed
 from hotline.services import append_audit, load_keyring
 from hotline.settings import Settings
 from hotline.totp import TOTP_ROLES
@@ -58,6 +67,9 @@ class CaseworkDeps:
     bus: Bus
     org: OrgTree
     master: MasterKey
+    # Intake's receipt key, when this casework may hand out receipts for manual intake
+    # (post, phone, visit) so that those reporters can follow up online too.
+    receipts: ReceiptKeys | None = None
 
 
 DEPS = web.AppKey("deps", CaseworkDeps)
@@ -111,6 +123,9 @@ async def auth_middleware(request: web.Request,
 
 
 _ENROL_PATHS = frozenset({"/api/v1/auth/totp/enrol", "/api/v1/auth/totp/confirm"})
+# Enrolment first (a one-time password does not replace the second factor), then the
+# password; API tokens are stateless, so there is no sign-out to allow.
+_PASSWORD_CHANGE_PATHS = frozenset({"/api/v1/auth/password", *_ENROL_PATHS})
 
 
 def _check_session(request: web.Request, account: Account, claims: dict[str, Any]) -> None:
@@ -124,6 +139,10 @@ def _check_session(request: web.Request, account: Account, claims: dict[str, Any
     if second_factor_missing and request.path not in _ENROL_PATHS:
         raise ApiError(403, "totp_enrolment_required",
                        "enrol a second factor first (POST /api/v1/auth/totp/enrol)")
+    if account.must_change_password and request.path not in _PASSWORD_CHANGE_PATHS:
+        # Set when an admin created or reset the account: its password is a one-time one.
+        raise ApiError(403, "password_change_required",
+                       "change the one-time password first (POST /api/v1/auth/password)")
 
 
 def _account(request: web.Request) -> Account:
@@ -154,6 +173,8 @@ async def login(request: web.Request) -> web.Response:
     body: dict[str, Any] = {"token": token, "expires_in": ttl}
     if result.scope == "enrol":
         body["enrolment_required"] = True
+    if account.must_change_password:
+        body["password_change_required"] = True  # see _check_session
     if result.method == "recovery":
         body["recovery_codes_left"] = await request.app[SIGN_IN].factor.recovery_left(
             account.username)
@@ -209,14 +230,16 @@ async def list_cases(request: web.Request) -> web.Response:
     if not 1 <= limit <= 200:
         raise ApiError(400, "invalid_request", "limit must be between 1 and 200")
     cursor = request.query.get("cursor")
+    assigned = _choice(request, "assigned", ("me",))
     query = CaseQuery(
         units=scope, kind=_choice(request, "kind", ("report", "complaint")),
         status=_choice(request, "status", ("new", "in_progress", "answered", "closed",
-                                           "archived")),
+                                           "archived", "purged")),
         severity=_choice(request, "severity", SEVERITIES), unit=unit,
         overdue_at=utcnow() if overdue == "true" else None,
         after=_decode_cursor(cursor) if cursor else None, limit=limit + 1,
-        viewer=identities(account))
+        viewer=identities(account), channel=_choice(request, "channel", CHANNELS),
+        assignee=account.username if assigned == "me" else None)
     cases = await deps.store.cases.query(query)
     page, more = cases[:limit], len(cases) > limit
     return web.json_response({"items": [c.summary() for c in page],
@@ -240,7 +263,15 @@ async def _visible_case(request: web.Request) -> Case:
     return case
 
 
+def _gone_if_purged(case: Case) -> None:
+    """A tombstone (retention ended, hotline/retention.py) has no content to work on."""
+    if case.status == "purged":
+        raise ApiError(410, "gone", "this case was purged after its retention period; "
+                       "only its tombstone and audit trail remain")
+
+
 async def _open(request: web.Request, case: Case) -> dict[str, Any]:
+    _gone_if_purged(case)
     purpose = "report" if case.kind == "report" else "complaint"
     try:
         ring = await _keyring(request.app, case.content.kid)
@@ -284,7 +315,7 @@ async def get_case(request: web.Request) -> web.Response:
         **case.summary(),
         "content": content,
         "identity": {"sealed": named},
-        "workflow": _workflow_view(request, case),
+        "workflow": _workflow_view(request, case, await _opened_record(request, case)),
         "triage": {"rules": list(case.triage.get("rules", [])),
                    "explanation": case.triage.get("explanation", []),
                    "flow": case.triage.get("flow"),
@@ -301,8 +332,44 @@ def _pseudonymised(content: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     return pseudonymise(content)
 
 
-def _workflow_view(request: web.Request, case: Case) -> dict[str, Any]:
-    """CONTRACT §3's workflow object: state, the caller's allowed actions, deadlines."""
+def _recorded(case: Case) -> Any:
+    return (case.workflow.get("state") or {}).get("record") or {}
+
+
+def _record_view(case: Case) -> Any:
+    """What each action recorded, free text shown only as ``{"sealed": true}``."""
+    return map_sealed_values(_recorded(case), lambda _envelope: {"sealed": True})
+
+
+async def _opened_record(request: web.Request, case: Case) -> Any:
+    """What each action recorded, free text opened: only with an audited content open."""
+    kids: set[str] = set()
+    map_sealed_values(_recorded(case), lambda envelope: kids.add(str(envelope.get("kid"))))
+    rings = {kid: await _keyring(request.app, kid) for kid in kids}
+
+    def opened(envelope: Any) -> str | None:
+        try:
+            sealed = Sealed.from_wire(dict(envelope), field="workflow value")
+            ring = rings[sealed.kid]
+            return open_sealed(sealed, ring.private_key(sealed.kid),
+                               purpose="workflow").decode("utf-8", errors="replace")
+        except (KeyError, UnknownKey, SealError, ContractError):
+            _log.error("case.workflow_value_unreadable", case_id=case.id)
+            return None
+
+    return map_sealed_values(_recorded(case), opened)
+
+
+async def _text_sealer(app: web.Application, case: Case) -> Callable[[str], dict[str, str]]:
+    """Seals a free-text workflow value to the organisation's active key."""
+    ring = await _keyring(app, case.content.kid)
+    kid, public = ring.active_public_key()
+    return lambda text: seal(text.encode(), public, kid=kid, purpose="workflow").to_wire()
+
+
+def _workflow_view(request: web.Request, case: Case, record: Any = None) -> dict[str, Any]:
+    """CONTRACT §3's workflow object: state, the caller's allowed actions, deadlines, and
+    what each action recorded (``record``: free text opened, or sealed placeholders)."""
     if "state" not in case.workflow:
         return {"name": "", "state": case.status, "actions": [], "deadlines": []}
     engine = request.app[WORKFLOWS]
@@ -313,7 +380,8 @@ def _workflow_view(request: web.Request, case: Case) -> dict[str, Any]:
             "actions": [spec.name for spec in allowed],
             "action_fields": {spec.name: [f.name for f in spec.fields] for spec in allowed},
             "deadlines": [{"name": d["name"], "due_at": d["due_at"], "met_at": d["met_at"]}
-                          for d in case.workflow.get("deadlines", [])]}
+                          for d in case.workflow.get("deadlines", [])],
+            "record": _record_view(case) if record is None else record}
 
 
 async def post_action(request: web.Request) -> web.Response:
@@ -327,6 +395,7 @@ async def post_action(request: web.Request) -> web.Response:
     if not isinstance(action, str) or not action or (note is not None and
                                                     not isinstance(note, str)):
         raise ApiError(400, "invalid_request", "action must be a string (note optional)")
+    _gone_if_purged(case)
     if action == "change_severity":
         updated = await _change_severity(request, case, doc, account)
     elif action == "assign":
@@ -335,20 +404,39 @@ async def post_action(request: web.Request) -> web.Response:
         updated = await _declare_recusal(request, case, doc, account)
     else:
         engine = request.app[WORKFLOWS]
+        now = utcnow()
         try:
             state = engine.apply(workflow_of(case), action,
-                                 Actor(account.username, account.role), doc, utcnow())
+                                 Actor(account.username, account.role), doc, now)
         except WorkflowError as exc:
             code = {403: "forbidden", 409: "conflict", 422: "unprocessable"}.get(
                 exc.status, "invalid")
             raise ApiError(exc.status, code, str(exc)) from None
-        updated = await _save(deps.store, apply_workflow(case, state, engine), case.version)
+        # Free text (findings, root cause …) is sealed before it is stored (casefile.py).
+        state = seal_action_text(state, engine.definition(state), action,
+                                 await _text_sealer(request.app, case))
+        if action == "send_survey":  # the complainant gets the link (casework/survey.py)
+            await _send_survey(request, case, account, now)
+        # A case that closes is archived with its retention end (hotline/retention.py).
+        updated = await _save(deps.store, archive_if_closed(
+            apply_workflow(case, state, engine), now, deps.settings.retention_days),
+            case.version)
         await append_audit(deps.store, case.id, actor=account.username,
                            type_=f"workflow.{action}",
                            data={"from": case.status, "to": updated.status,
                                  "fields": sorted(doc), "note": note is not None})
     ACTIONS.labels(action).inc()
     return web.json_response({**updated.summary(), "workflow": _workflow_view(request, updated)})
+
+
+async def _send_survey(request: web.Request, case: Case, account: Account,
+                       now: datetime) -> None:
+    from casework.survey import send_invitation
+
+    deps = request.app[DEPS]
+    await send_invitation(deps.settings, deps.store, deps.bus, deps.org,
+                          await _keyring(request.app, case.content.kid), case,
+                          actor=account.username, now=now)
 
 
 async def _save(store: Store, case: Case, version: int) -> Case:
@@ -475,29 +563,44 @@ async def _mail_reply(deps: CaseworkDeps, case: Case, message_id: str, body: str
 # --- end complaint replies ------------------------------------------------------------
 
 
-async def post_message(request: web.Request) -> web.Response:
-    deps = request.app[DEPS]
-    account = _account(request)
-    if account.role not in ("officer", "supervisor"):
-        raise ApiError(403, "forbidden", "only officers and supervisors write to reporters")
-    case = await _visible_case(request)
-    doc = await request_body(request, deps.settings.max_body_bytes)
-    body = doc.get("body")
-    if set(doc) != {"body"} or not isinstance(body, str) or not body.strip():
-        raise ApiError(400, "invalid_request", "body must be a non-empty string")
-    ring = await _keyring(request.app, case.content.kid)
+async def store_officer_message(app: web.Application, case: Case, body: str,
+                                actor: str) -> CaseMessage:
+    """Store an officer's message on ``case``, sealed for the organisation and, when the
+    case has a receipt, for the receipt only (what the reporter's follow-up view opens).
+
+    The caller writes the audit event (and e-mails complainants); the text is never kept
+    in clear.
+    """
+    ring = await _keyring(app, case.content.kid)
     kid, public = ring.active_public_key()
     plaintext = body.encode()
     for_reporter = None if case.reply_key is None else seal(
         plaintext, X25519PublicKey.from_public_bytes(case.reply_key), kid="receipt",
         purpose="message")
     message = CaseMessage(id=secrets.token_urlsafe(18), case_id=case.id, at=utcnow(),
-                          author="officer", actor=account.username,
+                          author="officer", actor=actor,
                           sealed_for_org=seal(plaintext, public, kid=kid, purpose="message"),
                           sealed_for_reporter=for_reporter)
+    del plaintext
+    await app[DEPS].store.cases.add_message(message)
+    return message
+
+
+async def post_message(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    account = _account(request)
+    if account.role not in ("officer", "supervisor"):
+        raise ApiError(403, "forbidden", "only officers and supervisors write to reporters")
+    case = await _visible_case(request)
+    _gone_if_purged(case)
+    doc = await request_body(request, deps.settings.max_body_bytes)
+    body = doc.get("body")
+    if set(doc) != {"body"} or not isinstance(body, str) or not body.strip():
+        raise ApiError(400, "invalid_request", "body must be a non-empty string")
+    ring = await _keyring(request.app, case.content.kid)
+    message = await store_officer_message(request.app, case, body, account.username)
     reply_text = body if case.kind == "complaint" else None  # e-mailed below (issue 4)
-    del plaintext, body
-    await deps.store.cases.add_message(message)
+    del body
     await append_audit(deps.store, case.id, actor=account.username, type_="message.sent",
                        data={"message_id": message.id,
                              "to": "reporter" if case.kind == "report" else "complainant"})

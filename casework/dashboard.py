@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -20,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from casework.app import ACCOUNT, DEPS, _scope
+from hotline.casefile import is_sealed_value
 from hotline.clock import utcnow
 from hotline.contract import format_time
 from hotline.domain.case import SEVERITIES, Case, CaseQuery, identities
@@ -27,7 +29,8 @@ from hotline.org import LEVELS, OrgTree
 from hotline.ports import Store
 from hotline.web import ApiError
 
-__all__ = ["DashboardFilter", "add_dashboard_routes", "figures"]
+__all__ = ["DashboardFilter", "add_dashboard_routes", "figures", "quarter_figures",
+           "quarter_filter"]
 
 _READERS = frozenset({"supervisor", "admin", "auditor"})
 _CHANNELS = ("web", "email", "post", "phone", "visit")
@@ -207,12 +210,23 @@ def figures(cases: list[Case], now: datetime, *, negative_list_changes: int = 0,
             "review_rate": _rate(reviewed, complaints_closed),
             "satisfaction": dict(satisfaction),
             "satisfied_rate": _rate(satisfaction["satisfied"], answered),
+            # 1–5 answers from the public survey page (router/survey.py)
+            "rating_mean": _spread([float(v) for c in cases
+                                    for v in _values(c, "survey_rating")
+                                    if isinstance(v, int)])["mean"],
+            # root_cause is free text, sealed at rest since issue 5 (hotline/casefile.py):
+            # only values recorded before that are still counted here.
             "top_root_causes": Counter(
-                str(v) for c in cases for v in _values(c, "root_cause")).most_common(5),
+                str(v) for c in cases for v in _values(c, "root_cause")
+                if not is_sealed_value(v)).most_common(5),
             "remediation_on_time_rate": _rate(remediation_on_time, remediation_due),
         },
         "supply_chain": {"reports": sum(1 for c in cases if c.category in SUPPLY_CHAIN),
                          "negative_list_changes": negative_list_changes},
+        # archived cases whose retention ended and that the purge has not reached yet
+        "past_retention_not_purged": sum(
+            1 for c in cases if c.retention_until is not None and c.retention_until <= now
+            and c.status != "purged"),
     }
 
 
@@ -259,24 +273,45 @@ def _flatten(prefix: str, value: Any) -> Iterable[tuple[str, str, Any]]:
                 yield (prefix, str(item[0]), item[1])
 
 
-async def quarterly_csv(request: web.Request) -> web.Response:
-    """``?year=2026&quarter=1``: the same figures for one quarter, one row per number."""
-    try:
-        year, quarter = int(request.query.get("year", "")), int(request.query.get("quarter", ""))
-    except ValueError:
-        raise ApiError(400, "invalid_request", "year and quarter (1-4) are required") from None
+_QUARTER = re.compile(r"(\d{4})-?[Qq]([1-4])")
+_QUARTER_HELP = "quarter is required: quarter=2026Q3 (or year=2026&quarter=3)"
+
+
+def quarter_filter(request: web.Request) -> tuple[str, DashboardFilter]:
+    """``?quarter=2026Q3`` (or ``?year=2026&quarter=3``) plus the dashboard's other filters.
+
+    The label (``2026-Q3``) and the filter for that quarter's opening dates; 400 otherwise.
+    """
+    text = request.query.get("quarter", "").strip()
+    found = _QUARTER.fullmatch(text)
+    if found is not None:
+        year, quarter = int(found[1]), int(found[2])
+    else:
+        try:
+            year, quarter = int(request.query.get("year", "")), int(text)
+        except ValueError:
+            raise ApiError(400, "invalid_request", _QUARTER_HELP) from None
     if not (2000 <= year <= 2100 and 1 <= quarter <= 4):
-        raise ApiError(400, "invalid_request", "year and quarter (1-4) are required")
+        raise ApiError(400, "invalid_request", _QUARTER_HELP)
     start = datetime(year, 3 * quarter - 2, 1, tzinfo=UTC)
     end = datetime(year + (quarter == 4), 1 if quarter == 4 else 3 * quarter + 1, 1, tzinfo=UTC)
     base = parse_filter(request, request.app[DEPS].org)
-    wanted = DashboardFilter(start, end, base.unit, base.level, base.channel, base.category,
-                             base.severity, base.kind)
-    body = await _compute(request, wanted)
+    return f"{year}-Q{quarter}", DashboardFilter(start, end, base.unit, base.level, base.channel,
+                                                 base.category, base.severity, base.kind)
+
+
+async def quarter_figures(request: web.Request) -> tuple[str, DashboardFilter, dict[str, Any]]:
+    """One quarter's figures for the caller (same roles and scope as the dashboard)."""
+    period, wanted = quarter_filter(request)
+    return period, wanted, await _compute(request, wanted)
+
+
+async def quarterly_csv(request: web.Request) -> web.Response:
+    """``?quarter=2026Q1``: the same figures for one quarter, one row per number."""
+    period, _, body = await quarter_figures(request)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["period", "metric", "dimension", "value"])
-    period = f"{year}-Q{quarter}"
     for metric, dimension, value in _flatten("", body):
         writer.writerow([period, metric, dimension, "" if value is None else value])
     return web.Response(

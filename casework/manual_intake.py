@@ -4,19 +4,28 @@ it flows through the router (triage, workflow, clocks) like any other."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import secrets
 from datetime import date
 from typing import Any
 
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from casework.app import ACCOUNT, DEPS, _keyring, _scope, request_body
+from casework.attachments import BLOBS
 from hotline.clock import utcnow
 from hotline.contract import COMPLAINT_CATEGORIES, REPORT_CATEGORIES, Submission
-from hotline.crypto import seal
+from hotline.crypto import (
+    generate_receipt,
+    normalise_receipt,
+    receipt_reply_public_key,
+    seal,
+)
 from hotline.domain.case import Account
-from hotline.errors import BusUnavailable
+from hotline.errors import BusUnavailable, HotlineError
 from hotline.ports import Message
 from hotline.services import append_system_audit
 from hotline.web import ApiError
@@ -89,18 +98,28 @@ async def register(request: web.Request) -> web.Response:
                        "an oral report needs transcript_confirmed: true (read back and "
                        "confirmed by the reporter)")
     payload = _payload(doc)
+    ring = await _keyring(request.app, "")
+    kid, public = ring.active_public_key()
+    if "attachments" in payload:
+        payload["attachments"] = await _seal_attachments(request, payload["attachments"],
+                                                         kid, public)
     if channel in _ORAL:
         payload["transcript_confirmed_by_reporter"] = True
     payload["registered_by"] = account.username
-    ring = await _keyring(request.app, "")
-    kid, public = ring.active_public_key()
     sealed = seal(json.dumps(payload, ensure_ascii=False).encode(), public, kid=kid,
                   purpose=kind)
     del payload, doc
+    # A receipt as the web gives one (intake/app.py): shown once, stored only as intake's
+    # keyed hash, and the reply key derived from it, so the reporter can follow up online.
+    receipt = generate_receipt() if deps.receipts is not None else None
+    canonical = None if receipt is None else normalise_receipt(receipt)
     submission = Submission(
         id="man_" + secrets.token_urlsafe(18), occurred_at=utcnow(),
         correlation_id="man_" + secrets.token_urlsafe(12), kind=kind, channel=channel,
-        sealed=sealed, sealed_by="intake", category=category, unit=unit)
+        sealed=sealed, sealed_by="intake", category=category, unit=unit,
+        receipt_hash=None if canonical is None or deps.receipts is None
+        else deps.receipts.receipt_hash(canonical),
+        reply_key=None if canonical is None else receipt_reply_public_key(canonical))
     try:
         await deps.bus.publish(Message(submission.routing_key, submission.id,
                                        submission.to_bytes(),
@@ -112,7 +131,31 @@ async def register(request: web.Request) -> web.Response:
                               data={"submission_id": submission.id, "channel": channel,
                                     "kind": kind, "unit": unit})
     return web.json_response({"submission_id": submission.id, "channel": channel,
-                              "status": "queued"}, status=202)
+                              "status": "queued", "receipt": receipt}, status=202,
+                             headers={"Cache-Control": "no-store"})
+
+
+async def _seal_attachments(request: web.Request, attachments: list[dict[str, str]], kid: str,
+                            public: X25519PublicKey) -> list[dict[str, Any]]:
+    """Each file sealed on its own into the blob store; the content keeps a reference, so
+    officers download it through the audited attachments endpoint (casework/attachments.py)."""
+    refs = []
+    for attachment in attachments:
+        try:
+            data = base64.b64decode(attachment["data"], validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(422, "unprocessable", "attachments: data must be base64") from None
+        name = attachment["name"].strip()[:200] or "attachment"
+        try:
+            blob = await request.app[BLOBS].put(seal(data, public, kid=kid,
+                                                     purpose="attachment"))
+        except (HotlineError, OSError):
+            raise ApiError(503, "unavailable", "not registered: the file store is "
+                           "unavailable; retry") from None
+        refs.append({"blob": blob, "name": name, "type": attachment["type"][:100],
+                     "size": len(data)})
+        del data
+    return refs
 
 
 def add_manual_intake_routes(app: web.Application) -> None:

@@ -45,6 +45,8 @@ OPENAPI: dict[str, Any] = {
                     ("severity", {"enum": ["major", "high", "general", "low"]}),
                     ("unit", {"type": "string"}),
                     ("overdue", {"enum": ["true", "false"]}),
+                    ("channel", {"enum": ["web", "email", "post", "phone", "visit"]}),
+                    ("assigned", {"enum": ["me"]}),
                     ("cursor", {"type": "string"}),
                     ("limit", {"type": "integer", "minimum": 1, "maximum": 200}))],
             "responses": {"200": {"description": "a page", **_json({
@@ -53,7 +55,9 @@ OPENAPI: dict[str, Any] = {
                                "next": {"type": ["string", "null"]}}})},
                           **_errors(400, 401, 403)}}},
         "/api/v1/cases/{case_id}": {"get": {
-            "summary": "One case with its decrypted content (an audited open)",
+            "summary": "One case with its decrypted content (an audited open); "
+                       "workflow.record holds what each action recorded, free text opened "
+                       "(elsewhere, e.g. in action answers, it shows as {\"sealed\": true})",
             "parameters": [_CASE_ID, {"name": "reason", "in": "query", "required": False,
                                       "schema": {"type": "string"}}],
             "responses": {"200": {"description": "case", **_json({"allOf": [_SUMMARY, {
@@ -61,7 +65,9 @@ OPENAPI: dict[str, Any] = {
                 "properties": {"content": {"type": "object"}, "workflow": {"type": "object"},
                                "triage": {"type": "object"},
                                "messages": {"type": "array"}}}]})},
-                          **_errors(401, 403, 404)}}},
+                          # 410: purged after retention, only the tombstone and audit
+                          # trail remain (docs/closed-loop.md)
+                          **_errors(401, 403, 404, 410)}}},
         "/api/v1/cases/{case_id}/messages": {"post": {
             "summary": "Write to the reporter (sealed for the receipt) or complainant",
             "parameters": [_CASE_ID],
@@ -148,7 +154,9 @@ _WORKSPACE: tuple[tuple[str, str, str, tuple[int, ...]], ...] = (
     ("/api/v1/cases/{case_id}/disclosures", "get", "Disclosure requests of a case",
      (403, 404)),
     ("/api/v1/cases/{case_id}/disclosures/{request_id}/decision", "post",
-     "A supervisor other than the requester approves or denies {decision, note?}",
+     "A supervisor other than the requester approves or denies {decision, note?, "
+     "withhold_notice?, withhold_reason?}; an approval tells the reporter (a message sealed "
+     "for the receipt) unless withhold_notice is true with a reason",
      (403, 404, 409, 422)),
     ("/api/v1/cases/{case_id}/identity", "get", "The identity, for the requester of an "
      "approved request (?request=)", (403, 404)),
@@ -156,15 +164,22 @@ _WORKSPACE: tuple[tuple[str, str, str, tuple[int, ...]], ...] = (
     ("/api/v1/dashboard", "get", "DOMAIN.md figures; ?from&to&unit&level&channel&category"
      "&severity&kind", (400, 403)),
     ("/api/v1/dashboard/quarterly.csv", "get", "One quarter's figures as CSV "
-     "(?year&quarter)", (400, 403)),
+     "(?quarter=2026Q3, or ?year&quarter; plus the dashboard's filters)", (400, 403)),
+    ("/api/v1/dashboard/quarterly.pdf", "get", "One quarter's figures as PDF, tables and "
+     "bar charts (?quarter=2026Q3, or ?year&quarter; plus the dashboard's filters)",
+     (400, 403)),
     ("/api/v1/negative-list", "get", "Search the supplier negative list (?q&scope&status)",
      (400, 403)),
     ("/api/v1/negative-list", "post", "List a supplier {supplier, scope, reason, case}",
      (403, 409, 422)),
     ("/api/v1/negative-list/{entry_id}/remove", "post", "Remove a supplier {reason}",
      (403, 404, 422)),
-    ("/api/v1/intake/manual", "post", "A clerk registers a post/phone/visit report",
-     (403, 422, 503)),
+    ("/api/v1/intake/manual", "post", "A clerk registers a post/phone/visit report; "
+     "returns a follow-up receipt once", (403, 422, 503)),
+    ("/api/v1/cases/{case_id}/notes", "post", "Add an internal note {body} (sealed)",
+     (400, 403, 404)),
+    ("/api/v1/cases/{case_id}/notes", "get", "Internal notes, opened (an audited open; "
+     "?reason=)", (403, 404)),
 )
 for _path, _method, _summary, _codes in _WORKSPACE:
     OPENAPI["paths"].setdefault(_path, {})[_method] = {

@@ -21,9 +21,12 @@ from casework.accounts import (
 )
 from casework.app import ACCOUNT, DEPS, SIGN_IN, TOKENS, _any_case, _visible_case
 from casework.dashboard import add_dashboard_routes
+from casework.dashboard_pdf import add_dashboard_pdf_routes
 from casework.manual_intake import add_manual_intake_routes
 from casework.negative_list import add_negative_list_routes
+from casework.notes import add_note_routes
 from casework.ui import add_ui_routes
+from casework.ui_workspace import add_workspace_ui_routes
 from casework.vault import add_vault_routes
 from hotline.checkpoints import (
     CHECKPOINT_KIND,
@@ -69,7 +72,10 @@ async def totp_confirm(request: web.Request) -> web.Response:
     codes = await enrol_confirm(request.app[SIGN_IN], account, request)
     ttl = request.app[DEPS].settings.session_ttl_seconds
     token = request.app[TOKENS].issue(session_claims(account, mfa=True), ttl)
-    return _json({"recovery_codes": codes, "token": token, "expires_in": ttl})
+    body: dict[str, Any] = {"recovery_codes": codes, "token": token, "expires_in": ttl}
+    if account.must_change_password:
+        body["password_change_required"] = True
+    return _json(body)
 
 
 async def password(request: web.Request) -> web.Response:
@@ -122,9 +128,12 @@ def add_routes(app: web.Application) -> None:
     ])
     add_vault_routes(app)
     add_dashboard_routes(app)
+    add_dashboard_pdf_routes(app)
     add_negative_list_routes(app)
     add_manual_intake_routes(app)
+    add_note_routes(app)
     add_ui_routes(app)
+    add_workspace_ui_routes(app)
     app[CHECKPOINT_INTERVAL] = CHECKPOINT_SECONDS
     app.cleanup_ctx.append(_checkpoint_loop)
 

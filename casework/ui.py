@@ -23,7 +23,10 @@ from aiohttp import web
 from casework import app as api
 from casework.accounts import enrol_begin, password_version, session_claims
 from casework.dashboard import dashboard as dashboard_api
+from casework.dashboard import quarterly_csv
+from casework.dashboard_pdf import quarterly_pdf
 from casework.negative_list import add_entry, remove_entry, search
+from casework.notes import NOTE_READERS, NOTE_WRITERS, open_notes
 from casework.vault import decide_disclosure, open_identity, pending_disclosures, request_disclosure
 from hotline.casefile import workflow_of
 from hotline.checkpoints import CHECKPOINT_KIND, make_checkpoint
@@ -104,8 +107,13 @@ _CSRF = web.RequestKey("csrf", str)
 _CLAIMS = web.RequestKey("claims", dict[str, Any])
 
 
-def page(*, form: bool = False, enrol_ok: bool = False) -> Callable[[Handler], Handler]:
-    """A signed-in page: the session (renewed for the idle timeout), and CSRF on forms."""
+def page(*, form: bool = False, enrol_ok: bool = False,
+         password_ok: bool = False) -> Callable[[Handler], Handler]:
+    """A signed-in page: the session (renewed for the idle timeout), and CSRF on forms.
+
+    An account with a one-time password is sent to change it first (``password_ok``
+    pages, enrolment and sign-out excepted).
+    """
     def wrap(handler: Handler) -> Handler:
         async def inner(request: web.Request) -> web.StreamResponse:
             claims = await _session(request)
@@ -114,6 +122,8 @@ def page(*, form: bool = False, enrol_ok: bool = False) -> Callable[[Handler], H
             if not enrol_ok and (claims.get("scope") == "enrol" or (
                     request[api.ACCOUNT].role in _TOTP and not claims.get("mfa"))):
                 raise web.HTTPSeeOther("/ui/enrol")
+            if not (password_ok or enrol_ok) and request[api.ACCOUNT].must_change_password:
+                raise web.HTTPSeeOther("/ui/password")
             request[_CSRF] = str(claims["csrf"])
             request[_CLAIMS] = claims
             if form:
@@ -242,6 +252,10 @@ async def case_page(request: web.Request) -> web.Response:
         for spec in engine.allowed_actions(state, Actor(account.username, account.role)):
             specs[spec.name] = [{"name": f.name, "type": f.type, "choices": list(f.choices),
                                  "keys": dict(f.keys)} for f in spec.fields]
+    notes = None
+    if opened is not None and account.role in NOTE_READERS:
+        # Opened with the content, for the same reason (one more audited open).
+        notes = await open_notes(request, case, request.query.get("reason", "")[:200] or None)
     history = [e.to_api() for e in await request.app[api.DEPS].store.audit.events(case.id)]
     disclosures = []
     if account.role in ("officer", "supervisor"):
@@ -250,7 +264,9 @@ async def case_page(request: web.Request) -> web.Response:
         disclosures = [_view(r) for r in await _requests(request, case)]
     return _render(request, "case.html", case=case.summary(), triage=case.triage,
                    workflow=workflow, specs=specs, opened=opened, history=history,
-                   disclosures=disclosures, assignee=case.workflow.get("assignee"))
+                   disclosures=disclosures, assignee=case.workflow.get("assignee"),
+                   notes=notes, note_writer=account.role in NOTE_WRITERS,
+                   reason=request.query.get("reason", "")[:200])
 
 
 def _action_doc(fields: Any) -> dict[str, Any]:
@@ -264,7 +280,7 @@ def _action_doc(fields: Any) -> dict[str, Any]:
                 doc.setdefault(name, {})[sub] = value
             elif value == "on":
                 doc[name] = True
-            elif str(value).isdigit() and name == "days":
+            elif str(value).isdigit() and name in ("days", "survey_rating"):
                 doc[name] = int(value)
             else:
                 doc[name] = value
@@ -311,9 +327,12 @@ async def disclosure_request(request: web.Request) -> web.StreamResponse:
 @page(form=True)
 async def disclosure_decide(request: web.Request) -> web.StreamResponse:
     fields = await request.post()
-    doc = {"decision": str(fields.get("decision", ""))}
+    doc: dict[str, Any] = {"decision": str(fields.get("decision", ""))}
     if fields.get("note"):
         doc["note"] = str(fields["note"])
+    if fields.get("withhold_notice") and doc["decision"] == "approve":
+        doc["withhold_notice"] = True
+        doc["withhold_reason"] = str(fields.get("withhold_reason", ""))
     request[api.FORM_BODY] = doc
     back = str(fields.get("back", "")) or f"/ui/cases/{request.match_info['case_id']}"
     back = back if back.startswith("/ui/") else "/ui/disclosures"
@@ -354,6 +373,16 @@ async def dashboard_page(request: web.Request) -> web.Response:
     except ApiError as exc:
         return _render(request, "error.html", status=exc.status, error=exc.message)
     return _render(request, "dashboard.html", figures=figures, query=dict(request.query))
+
+
+@page()
+async def dashboard_export(request: web.Request) -> web.StreamResponse:
+    """The quarterly PDF or CSV download, through the API's handler (same scope)."""
+    export = quarterly_pdf if request.match_info["format"] == "pdf" else quarterly_csv
+    try:
+        return await export(request)
+    except ApiError as exc:
+        return _render(request, "error.html", status=exc.status, error=exc.message)
 
 
 @page()
@@ -432,6 +461,7 @@ def add_ui_routes(app: web.Application) -> None:
         web.get("/ui/cases/{case_id}/identity", identity_page),
         web.get("/ui/disclosures", disclosures_page),
         web.get("/ui/dashboard", dashboard_page),
+        web.get(r"/ui/dashboard/quarterly.{format:pdf|csv}", dashboard_export),
         web.get("/ui/audit", audit_page),
         web.post("/ui/audit/checkpoints", audit_checkpoint),
         web.get("/ui/negative-list", negative_list_page),

@@ -3,7 +3,9 @@
 The report payload carries the identity in its ``identity`` field; the case view strips
 it. A handler asks for disclosure with a reason, a supervisor other than the requester
 approves or denies it, and only the requester may then open the identity — each step an
-event on the case's audit chain (who, why).
+event on the case's audit chain (who, why). On approval the reporter is told, in the
+case's language, by a message sealed for their receipt (DOMAIN.md), unless the approver
+withholds the notice because it would harm the investigation; the reason is recorded.
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ from typing import Any
 
 from aiohttp import web
 
-from casework.app import ACCOUNT, DEPS, _open, _scope, _visible_case, request_body
+from casework.app import (
+    ACCOUNT,
+    DEPS,
+    _open,
+    _scope,
+    _visible_case,
+    request_body,
+    store_officer_message,
+)
 from hotline.clock import utcnow
 from hotline.contract import format_time
 from hotline.domain.case import Account, Case, identities
@@ -26,6 +36,30 @@ __all__ = ["add_vault_routes", "pseudonymise"]
 
 KIND = "disclosure"
 _REQUESTERS = frozenset({"officer", "supervisor"})
+# What the reporter is told after an approved disclosure: when and to whom (the handlers),
+# never who asked or why — that could itself harm the investigation.
+_NOTICE = {
+    "zh-Hans": ("您好：经审批，您的身份信息已于 {date} 向本案承办人员披露，仅用于调查本案，"
+                "知悉人员负有保密义务。如有顾虑（例如担心遭受打击报复），请在此回复。"),
+    "zh-Hant": ("您好：經審批，您的身分資料已於 {date} 向本案承辦人員披露，僅用於調查本案，"
+                "知悉人員負有保密義務。如有顧慮（例如擔心遭受打擊報復），請在此回覆。"),
+    "en": ("Hello. With approval, your identity was disclosed on {date} to the staff handling "
+           "this case. It is used only to investigate this case, and everyone who knows it is "
+           "bound to confidentiality. If you have concerns (for example about retaliation), "
+           "reply here."),
+}
+_UNIT_LANGUAGE = {"HK": "zh-Hant", "OVERSEAS": "en"}
+
+
+def notice_language(case: Case) -> str:
+    """The language of the reporter's notices: the case's locale, else its unit's default."""
+    parts = (case.locale or "").lower().replace("_", "-").split("-")
+    if parts[0] == "en":
+        return "en"
+    if parts[0] == "zh":
+        traditional = "hant" in parts or any(p in ("tw", "hk", "mo") for p in parts[1:])
+        return "zh-Hant" if traditional else "zh-Hans"
+    return _UNIT_LANGUAGE.get(case.unit, "zh-Hans")
 
 
 def pseudonymise(content: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -37,7 +71,8 @@ def pseudonymise(content: dict[str, Any]) -> tuple[dict[str, Any], bool]:
 def _view(record: Record) -> dict[str, Any]:
     doc = dict(record.doc)
     return {k: doc.get(k) for k in ("id", "case_id", "requester", "reason", "status",
-                                    "requested_at", "decided_by", "decided_at", "note")}
+                                    "requested_at", "decided_by", "decided_at", "note",
+                                    "notice", "withhold_reason")}
 
 
 async def _requests(request: web.Request, case: Case) -> list[Record]:
@@ -118,25 +153,50 @@ async def decide_disclosure(request: web.Request) -> web.Response:
         raise ApiError(404, "not_found", "no such disclosure request")
     doc = await request_body(request, 4096)
     decision = doc.get("decision")
-    if decision not in ("approve", "deny") or set(doc) - {"decision", "note"}:
-        raise ApiError(422, "unprocessable", "decision must be approve or deny (note optional)")
+    if decision not in ("approve", "deny") or set(doc) - {"decision", "note", "withhold_notice",
+                                                          "withhold_reason"}:
+        raise ApiError(422, "unprocessable", "decision must be approve or deny (note, "
+                       "withhold_notice and withhold_reason optional)")
     note = _reason(doc, "note", required=False)
+    withhold = doc.get("withhold_notice", False)
+    if not isinstance(withhold, bool) or (withhold and decision != "approve"):
+        raise ApiError(422, "unprocessable", "withhold_notice (true/false) applies to approvals")
+    withhold_reason = _reason(doc, "withhold_reason", required=withhold)
+    if withhold_reason is not None and not withhold:
+        raise ApiError(422, "unprocessable", "withhold_reason goes with withhold_notice: true")
     if record.doc.get("requester") == account.username:
         raise ApiError(403, "forbidden", "no one decides on their own request (four eyes)")
     if record.doc.get("status") != "requested":
         raise ApiError(409, "conflict", f"the request is already {record.doc.get('status')}")
     status = "approved" if decision == "approve" else "denied"
+    notice = None
+    if status == "approved":
+        # Without a receipt (post, phone, visit) nothing reaches the reporter here: the
+        # handlers must tell them another way, and the record says so.
+        notice = "withheld" if withhold else "sent" if case.reply_key else "no_receipt"
+    decided_at = utcnow()
     try:
         updated = await store.records.put(KIND, record.key, {
             **dict(record.doc), "status": status, "decided_by": account.username,
-            "decided_at": format_time(utcnow()), "note": note},
-            expected_version=record.version)
+            "decided_at": format_time(decided_at), "note": note, "notice": notice,
+            "withhold_reason": withhold_reason}, expected_version=record.version)
     except ConcurrencyConflict:
         raise ApiError(409, "conflict", "the request was decided meanwhile") from None
+    message_id = None
+    if notice == "sent":
+        text = _NOTICE[notice_language(case)].format(date=decided_at.date().isoformat())
+        message_id = (await store_officer_message(request.app, case, text,
+                                                  account.username)).id
     await append_audit(store, case.id, actor=account.username,
                        type_=f"identity.disclosure_{status}",
                        data={"request_id": record.doc["id"],
-                             "requester": record.doc["requester"], "note": note})
+                             "requester": record.doc["requester"], "note": note,
+                             **({} if notice is None else {"notice": notice}),
+                             **({"withhold_reason": withhold_reason} if withhold else {})})
+    if message_id is not None:
+        await append_audit(store, case.id, actor=account.username, type_="message.sent",
+                           data={"message_id": message_id, "to": "reporter",
+                                 "about": "identity_disclosure"})
     return web.json_response(_view(updated))
 
 

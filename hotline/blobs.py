@@ -59,6 +59,10 @@ class BlobStore(Protocol):
 
     async def get(self, blob: str) -> Sealed | None: ...
 
+    async def delete(self, blob: str) -> bool:
+        """Remove a blob (the purge after retention); False if there was none."""
+        ...
+
 
 class FileBlobStore:
     """Blobs as files ``ROOT/ab/abcdef…`` written atomically (temp file, fsync, rename)."""
@@ -94,6 +98,14 @@ class FileBlobStore:
         if not path.exists():
             return None
         return decode_blob(path.read_bytes())
+
+    async def delete(self, blob: str) -> bool:
+        path = self._path(blob)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
 
 # --- metadata removal for the no-JavaScript path ------------------------------------------

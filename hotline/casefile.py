@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -12,10 +12,15 @@ from typing import Any
 from hotline.domain.case import Case
 from hotline.org import OrgTree
 from hotline.triage import TriageResult
-from hotline.workflow import WorkflowEngine, WorkflowState
+from hotline.workflow import WorkflowDefinition, WorkflowEngine, WorkflowState
 
-__all__ = ["apply_triage", "apply_workflow", "earliest_due", "keyed_fingerprint",
-           "workflow_of"]
+__all__ = ["SEALED", "apply_triage", "apply_workflow", "earliest_due", "is_sealed_value",
+           "keyed_fingerprint", "map_sealed_values", "seal_action_text", "workflow_of"]
+
+# A free-text workflow value at rest: {"sealed": {"kid", "enc", "ciphertext"}} (HPKE to the
+# organisation key, purpose "workflow"). Choices, numbers, dates and confirmations stay
+# clear: deadlines, routes, the dashboard and closure conditions read them.
+SEALED = "sealed"
 
 
 def keyed_fingerprint(key: bytes, fingerprint: str) -> str:
@@ -49,6 +54,53 @@ def apply_workflow(case: Case, state: WorkflowState, engine: WorkflowEngine,
            "notified": dict(notified if notified is not None else
                             case.workflow.get("notified", {}))}
     return replace(case, status=state.state, due_at=earliest_due(state), workflow=doc)
+
+
+def is_sealed_value(value: object) -> bool:
+    """Whether a recorded workflow value is a sealed text (see :data:`SEALED`)."""
+    return isinstance(value, Mapping) and set(value) == {SEALED} and isinstance(
+        value[SEALED], Mapping)
+
+
+def seal_action_text(state: WorkflowState, definition: WorkflowDefinition, action: str,
+                     seal_text: Callable[[str], Mapping[str, str]]) -> WorkflowState:
+    """``state`` with the text fields ``action`` just recorded sealed by ``seal_text``.
+
+    Text-typed fields, and text keys of object fields (a corrective action's owner), are
+    replaced by ``{"sealed": seal_text(value)}``; a closure condition on such a field
+    still holds, as it asks only whether a value is present.
+    """
+    spec = definition.actions.get(action)
+    entry = state.record.get(action)
+    if spec is None or entry is None:
+        return state
+
+    def sealed(kind: str, value: Any) -> Any:
+        return {SEALED: dict(seal_text(value))} if kind == "text" and isinstance(
+            value, str) else value
+
+    updated = dict(entry)
+    for field in spec.fields:
+        if field.name not in updated:
+            continue
+        value = updated[field.name]
+        if field.type == "object" and isinstance(value, Mapping):
+            updated[field.name] = {k: sealed(field.keys.get(k, ""), v) for k, v in value.items()}
+        else:
+            updated[field.name] = sealed(field.type, value)
+    return replace(state, record={**state.record, action: updated})
+
+
+def map_sealed_values(value: Any, convert: Callable[[Mapping[str, str]], Any]) -> Any:
+    """``value`` (a recorded workflow document) with each sealed text replaced by
+    ``convert(envelope)``: the opened text for an authorised reader, a placeholder else."""
+    if is_sealed_value(value):
+        return convert(value[SEALED])
+    if isinstance(value, Mapping):
+        return {k: map_sealed_values(v, convert) for k, v in value.items()}
+    if isinstance(value, list):
+        return [map_sealed_values(v, convert) for v in value]
+    return value
 
 
 def apply_triage(case: Case, result: TriageResult, org: OrgTree, fingerprint: str) -> Case:

@@ -108,6 +108,9 @@ async def _first_start(settings: Settings, store: Store, org: OrgTree) -> list[s
 
 async def _dev(settings: Settings, args: argparse.Namespace) -> int:
     org = load_org()
+    if settings.public_base_url is None:  # links to the public pages (survey) point here
+        settings = settings.with_overrides(
+            public_base_url=f"http://{args.host}:{args.public_port}")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     async with _opened(settings) as (store, bus):
         assert bus is not None
@@ -120,7 +123,7 @@ async def _dev(settings: Settings, args: argparse.Namespace) -> int:
         router = router_worker.Router(store=store, bus=bus, org=org, master=master,
                                       mail=_service("router.mail").mail_desk(settings, org))
         consumer = asyncio.gather(router_app.run_consumer(router),
-                                  router_app.clock_runner(router).run())
+                                  router_app.clock_runner(router, settings).run())
         _say(f"Hotline (embedded mode), data in {settings.data_dir}")
         public_app = intake.create_app(intake.IntakeDeps(settings, store, bus, org, receipts))
         _with_mail(public_app, settings, store, bus, router, host=args.host,
@@ -131,7 +134,8 @@ async def _dev(settings: Settings, args: argparse.Namespace) -> int:
         try:
             await _serve([
                 (public_app, args.host, args.public_port, "public  "),
-                (casework.create_app(casework.CaseworkDeps(settings, store, bus, org, master)),
+                (casework.create_app(casework.CaseworkDeps(settings, store, bus, org, master,
+                                                           receipts)),
                  args.host, args.internal_port, "internal"),
             ], banner)
         finally:
@@ -213,12 +217,16 @@ async def _run_service(settings: Settings, args: argparse.Namespace) -> int:
             master = MasterKey.load(settings.master_key_file)
             router = router_worker.Router(store=store, bus=bus, org=org, master=master,
                                           mail=_service("router.mail").mail_desk(settings, org))
-            app = router_app.create_app(router)
+            app = router_app.create_app(router, settings)
             _with_mail(app, settings, store, bus, router, host=args.host, smtp_port=None)
         else:
             casework = _service("casework.app")
             master = MasterKey.load(settings.master_key_file)
-            app = casework.create_app(casework.CaseworkDeps(settings, store, bus, org, master))
+            # With intake's receipt key, manual intake hands out follow-up receipts too.
+            receipt_keys = ReceiptKeys.load(settings.receipt_key_file) \
+                if settings.receipt_key_file.exists() else None
+            app = casework.create_app(casework.CaseworkDeps(settings, store, bus, org, master,
+                                                            receipt_keys))
         _say(f"Hotline {args.command}")
         await _serve([(app, args.host, port, args.command)])
     return 0
@@ -328,6 +336,29 @@ def _config_check(path: Path) -> int:
     return 1 if problems else 0
 
 
+# --- retention (issue 5) ----------------------------------------------------------------
+async def _purge(settings: Settings, args: argparse.Namespace) -> int:
+    """Purge the cases whose retention ended (hotline/retention.py); --dry-run lists them."""
+    from hotline.clock import utcnow
+    from hotline.retention import Purger, describe, make_blob_store
+    from hotline.services import load_keyring
+
+    async with _opened(settings, bus=False) as (store, _):
+        master = MasterKey.load(settings.master_key_file)
+
+        async def keyring() -> Any:
+            return await load_keyring(store, master)
+
+        purger = Purger(store, make_blob_store(settings, store), keyring, actor="cli")
+        report = await purger.run(utcnow(), dry_run=args.dry_run)
+    for line in describe(report):
+        _say(line)
+    if args.dry_run:
+        _say("dry run: nothing was changed")
+    return 0
+# --- end retention ------------------------------------------------------------------------
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hotline", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -382,6 +413,9 @@ def _parser() -> argparse.ArgumentParser:
     replay = with_data(dead_sub.add_parser("replay", help="put parked messages back"))
     replay.add_argument("--id", help="only this message id")
 
+    purge = with_data(sub.add_parser("purge", help="purge cases whose retention ended"))
+    purge.add_argument("--dry-run", action="store_true", help="list them, change nothing")
+
     for name in ("intake", "router", "casework"):
         service = with_data(sub.add_parser(name, help=f"run the {name} service"))
         service.add_argument("--host", default="127.0.0.1")
@@ -407,7 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_format, settings.log_level)
     handlers = {"dev": _dev, "officer": _officer_add, "audit": _audit_verify, "keys": _keys,
                 "queue": _queue, "intake": _run_service, "router": _run_service,
-                "casework": _run_service}
+                "casework": _run_service, "purge": _purge}
     try:
         return asyncio.run(handlers[args.command](settings, args))
     except SettingsError as exc:

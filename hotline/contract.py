@@ -37,7 +37,8 @@ REPORT_CATEGORIES = ("corruption", "fraud", "safety", "wage_arrears", "labour_ri
 COMPLAINT_CATEGORIES = ("service_quality", "construction_quality", "billing", "staff_conduct",
                         "delay", "other")
 CHANNELS = ("web", "email", "post", "phone", "visit")
-SubmissionKind = Literal["report", "complaint", "followup"]
+SubmissionKind = Literal["report", "complaint", "followup", "survey"]
+SUBMISSION_KINDS = ("report", "complaint", "followup", "survey")
 EVENT_TYPES = ("case.opened", "case.updated", "case.escalated")
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -119,7 +120,11 @@ def _decode_message(body: bytes | str) -> object:
 
 @dataclass(frozen=True)
 class Submission:
-    """``hotline.submission/1``: one report, complaint or follow-up, sealed, on the bus.
+    """``hotline.submission/1``: one report, complaint, follow-up or survey answer, sealed.
+
+    A ``survey`` submission (routing key ``submission.survey``) carries a complainant's
+    answer to a satisfaction survey, sealed with purpose ``survey``; it has no category,
+    receipt or reporter copy (docs/contract-extensions.md).
 
     Nothing here is plaintext of a report: content travels in ``sealed``; the receipt
     only as a keyed hash; ``reply_key`` is the public key derived from the receipt.
@@ -173,10 +178,10 @@ class Submission:
         """Parse strictly; raise :class:`MalformedMessage` naming the first bad field."""
         f = _Fields(doc, where="message", error=MalformedMessage)
         f.string("schema", choices=(SUBMISSION_SCHEMA,))
-        kind = cast(SubmissionKind, f.string("kind", choices=("report", "complaint", "followup")))
+        kind = cast(SubmissionKind, f.string("kind", choices=SUBMISSION_KINDS))
         categories = {"report": REPORT_CATEGORIES, "complaint": COMPLAINT_CATEGORIES}.get(kind)
         category = f.string("category", required=False, choices=categories)
-        if (category is None) != (kind == "followup"):
+        if (category is None) != (kind in ("followup", "survey")):
             raise MalformedMessage("category is required for reports and complaints only",
                                    field="category")
         try:
@@ -211,6 +216,9 @@ class Submission:
         f.finish()
         if kind == "followup" and submission.receipt_hash is None:
             raise MalformedMessage("a follow-up needs receipt_hash", field="receipt_hash")
+        if kind == "survey" and (submission.receipt_hash is not None or submission.reply_key
+                                 is not None or submission.reporter_copy is not None):
+            raise MalformedMessage("a survey answer carries no receipt", field="receipt_hash")
         return submission
 
 

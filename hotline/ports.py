@@ -79,6 +79,17 @@ class CaseRepository(Protocol):
         """
         ...
 
+    async def purge(self, tombstone: Case, *, expected_version: int) -> Case:
+        """Replace the case by ``tombstone`` and delete its messages and mail-thread entries.
+
+        Every field but the audit head is taken from ``tombstone`` (hotline/retention.py);
+        the version is bumped. On SQLite one transaction; elsewhere the deletions come
+        first, so a crash leaves at worst a case without messages, and a rerun finishes.
+        :class:`ConcurrencyConflict` if the stored version is not ``expected_version``,
+        :class:`NotFound` if there is no such case.
+        """
+        ...
+
 
 class AuditRepository(Protocol):
     async def append(self, event: AuditEvent) -> None:
@@ -171,6 +182,10 @@ class RecordRepository(Protocol):
 
     async def list(self, kind: str) -> list[Record]:
         """Every record of ``kind``, ordered by key."""
+        ...
+
+    async def delete(self, kind: str, key: str) -> bool:
+        """Remove a record; False if there was none."""
         ...
 # --- end casework records -------------------------------------------------------------
 

@@ -48,6 +48,8 @@ class Settings:
     smtp_port: int | None = None
     bus_delivery_limit: int = 5
     mailboxes_file: Path | None = None
+    survey_days: int = 30
+    retention_days: int = 1827
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -112,7 +114,12 @@ _KNOWN = {
     "SMTP_URL", "PUBLIC_BASE_URL", "LOG_FORMAT", "LOG_LEVEL", "POW_DIFFICULTY",
     "POW_TTL_SECONDS", "MAX_BODY_BYTES", "FOLLOWUP_TOKEN_TTL_SECONDS", "SESSION_TTL_SECONDS",
     "MAIL_DOMAIN", "PORT", "SMTP_PORT", "BUS_DELIVERY_LIMIT", "MAILBOXES_FILE",
+    "SURVEY_DAYS", "RETENTION_DAYS",
 }
+
+# Records of processing are kept at least three years (DOMAIN.md, minimisation and
+# retention): a shorter retention would let the purge destroy them early.
+MIN_RETENTION_DAYS = 1096
 
 
 def load_settings(
@@ -157,12 +164,21 @@ def load_settings(
     public_base_url = get("PUBLIC_BASE_URL")
     if public_base_url is not None and not public_base_url.startswith(("http://", "https://")):
         raise SettingsError("HOTLINE_PUBLIC_BASE_URL: expected an http:// or https:// URL")
+    if public_base_url is not None and ("?" in public_base_url or "#" in public_base_url):
+        raise SettingsError("HOTLINE_PUBLIC_BASE_URL: expected a base URL without ? or #")
+    if public_base_url is not None:
+        public_base_url = public_base_url.rstrip("/")
 
     def opt_int(name: str, default: int, lo: int, hi: int) -> int:
         raw = get(name)
         return default if raw is None else _int(_PREFIX + name, raw, minimum=lo, maximum=hi)
 
     port_raw, smtp_raw = get("PORT"), get("SMTP_PORT")
+    retention_days = opt_int("RETENTION_DAYS", 1827, 0, 36_525)
+    if retention_days < MIN_RETENTION_DAYS:
+        raise SettingsError(
+            f"HOTLINE_RETENTION_DAYS: {retention_days} days is too short; records of "
+            f"processing are kept at least 3 years ({MIN_RETENTION_DAYS} days)")
     return Settings(
         data_dir=base,
         store_url=store_url,
@@ -184,6 +200,8 @@ def load_settings(
             "HOTLINE_SMTP_PORT", smtp_raw, minimum=0, maximum=65535),
         bus_delivery_limit=opt_int("BUS_DELIVERY_LIMIT", 5, 1, 100),
         mailboxes_file=Path(mailboxes).absolute() if (mailboxes := get("MAILBOXES_FILE")) else None,
+        survey_days=opt_int("SURVEY_DAYS", 30, 1, 365),
+        retention_days=retention_days,
         extra={k: v for k, v in env.items() if k.removeprefix(_PREFIX) not in _KNOWN},
     )
 

@@ -48,6 +48,7 @@ from hotline.crypto import (
 from hotline.domain.case import followup_status
 from hotline.errors import ContractError, UnknownKey
 from hotline.logging import get_logger
+from hotline.surveys import COMMENT_MAX_CHARS, SURVEY_PURPOSE, valid_token
 from hotline.web import ApiError
 from intake.app import DEPS, KEYS, TOKENS, _check_pow, _new_id, _publish, reporter_view
 
@@ -189,7 +190,7 @@ def _language_for(tag: str) -> str | None:
 
 # --- form tokens (CSRF, single use, minimum age) -----------------------------------------
 
-_FORMS = {"report": 1, "complaint": 2, "followup": 3, "message": 4}
+_FORMS = {"report": 1, "complaint": 2, "followup": 3, "message": 4, "survey": 5}
 
 
 class FormTokenError(Exception):
@@ -856,6 +857,62 @@ async def _browser_sealed_message(request: web.Request, form: FormData,
     return sealed, copy
 
 
+# --- satisfaction survey (issue 5) -----------------------------------------------------
+# Intake cannot tell a valid survey token from an invalid one (only the router can look
+# it up), so every well-formed answer is sealed and published, and every post gets the
+# same thank-you page: nothing here reveals whether a token exists.
+
+async def survey_form(request: web.Request) -> web.Response:
+    return _page(request).render("survey.html", comment_max=COMMENT_MAX_CHARS)
+
+
+def _survey_thanks(page: Page) -> web.Response:
+    return page.render("message.html", title=page._("Thank you"),
+                       text=page._("Thank you for your answer. It helps us improve."))
+
+
+async def post_survey(request: web.Request) -> web.Response:
+    page = _page(request)
+    try:
+        form = await read_form(request, request.app[LIMITS], 64 * 1024)
+    except PageError as exc:
+        return page.render("message.html", status=exc.status, title=page._("Not received"),
+                           text=page._(exc.message, **exc.values))
+    page = _page(request, form)
+    try:
+        await _form_token(request, form, "survey", burn=True)
+    except FormTokenError:
+        return _expired(page)
+    raw = form.first("rating") or ""
+    rating = int(raw) if raw in ("1", "2", "3", "4", "5") else None
+    try:
+        comment = form.text("comment", max_len=COMMENT_MAX_CHARS)
+        if rating is None:
+            raise PageError(422, N_("Please choose a rating from 1 to 5."))
+    except PageError as exc:
+        return page.render("survey.html", status=exc.status, values=_kept(form),
+                           error=page._(exc.message, **exc.values),
+                           comment_max=COMMENT_MAX_CHARS)
+    token = request.match_info["token"]
+    if valid_token(token):  # the shape is public; a malformed one cannot be a real link
+        try:
+            kid, public = await request.app[KEYS].active()
+        except UnknownKey:
+            return _unavailable(page)
+        plaintext = json.dumps({"token": token, "rating": rating, "comment": comment},
+                               ensure_ascii=False).encode()
+        submission = Submission(
+            id=_new_id(), occurred_at=utcnow(), correlation_id=_new_id(), kind="survey",
+            channel="web", sealed=seal(plaintext, public, kid=kid, purpose=SURVEY_PURPOSE),
+            sealed_by="intake", locale=page.language)
+        del plaintext, comment, token
+        try:
+            await _publish(request, submission)
+        except ApiError:
+            return _unavailable(page)
+    return _survey_thanks(page)
+
+
 # --- static files ------------------------------------------------------------------------
 
 async def static(request: web.Request) -> web.Response:
@@ -897,5 +954,7 @@ def add_page_routes(app: web.Application, limits: Limits | None = None) -> None:
         web.get("/followup", followup_form),
         web.post("/followup", post_followup),
         web.post("/followup/message", post_followup_message),
+        web.get("/survey/{token}", survey_form),
+        web.post("/survey/{token}", post_survey),
         web.get("/static/{name}", static),
     ])

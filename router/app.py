@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from hotline.logging import get_logger
+from hotline.settings import Settings
 from hotline.topology import ROUTER_QUEUE
 from hotline.web import error_middleware, health_routes
 from router.clocks import ClockRunner
+from router.periodic import periodic_jobs
 from router.worker import Router
 
 __all__ = ["clock_runner", "create_app", "run_consumer"]
@@ -32,11 +34,13 @@ async def run_consumer(router: Router, *, prefetch: int = 32) -> None:
             await asyncio.sleep(1.0)
 
 
-def clock_runner(router: Router) -> ClockRunner:
-    return ClockRunner(router.store, router.bus, router.org, router.workflows)
+def clock_runner(router: Router, settings: Settings | None = None) -> ClockRunner:
+    """The deadline clock, followed by survey expiry and (with settings) the purge."""
+    return ClockRunner(router.store, router.bus, router.org, router.workflows,
+                       jobs=periodic_jobs(router, settings))
 
 
-def create_app(router: Router) -> web.Application:
+def create_app(router: Router, settings: Settings | None = None) -> web.Application:
     app = web.Application(middlewares=[error_middleware("router")])
     app[ROUTER] = router
 
@@ -45,7 +49,7 @@ def create_app(router: Router) -> web.Application:
 
     async def consumer(_app: web.Application) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(run_consumer(router)),
-                 asyncio.create_task(clock_runner(router).run())]
+                 asyncio.create_task(clock_runner(router, settings).run())]
         yield
         for task in tasks:
             task.cancel()

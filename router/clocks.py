@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -53,6 +54,9 @@ class ClockRunner:
     workflows: WorkflowEngine
     interval_seconds: float = 30.0
     batch: int = 500
+    # Other periodic work of the router, run after each sweep, each on its own: survey
+    # expiry and the purge after retention (router/periodic.py).
+    jobs: Sequence[Callable[[datetime], Awaitable[object]]] = ()
 
     async def run(self) -> None:
         """Sweep forever (until cancelled); a failed sweep is logged and retried."""
@@ -63,6 +67,14 @@ class ClockRunner:
                 raise
             except Exception as exc:  # the runner must outlive one bad sweep
                 _log.error("clocks.sweep_failed", error_type=type(exc).__name__)
+            for job in self.jobs:
+                try:
+                    await job(utcnow())
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # one failing job must not stop the others
+                    _log.error("clocks.job_failed", job=getattr(job, "__name__", "job"),
+                               error_type=type(exc).__name__)
             await asyncio.sleep(self.interval_seconds)
 
     async def sweep(self, now: datetime) -> int:

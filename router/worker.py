@@ -33,6 +33,7 @@ from hotline.logging import get_logger
 from hotline.org import OrgTree
 from hotline.ports import Bus, Message, Store
 from hotline.services import append_audit, load_keyring
+from hotline.surveys import SURVEY_PURPOSE
 from hotline.triage import (
     OrgDirectory,
     RuleSet,
@@ -44,6 +45,7 @@ from hotline.triage import (
 )
 from hotline.workflow import Actor, WorkflowEngine, WorkflowError
 from router.mail import MailDesk
+from router.survey import SurveyDesk
 
 __all__ = ["Router"]
 
@@ -57,7 +59,8 @@ RULES_FIRED = Counter("hotline_triage_rules_fired_total", "Triage rules fired", 
 DUPLICATES = Counter("hotline_submissions_redelivered_total",
                      "Submissions that already had a case (redelivery)")
 
-_PURPOSE = {"report": "report", "complaint": "complaint", "followup": "message"}
+_PURPOSE = {"report": "report", "complaint": "complaint", "followup": "message",
+            "survey": SURVEY_PURPOSE}
 
 
 _SYSTEM = Actor("router", "system")
@@ -103,6 +106,10 @@ class Router:
             return
         if submission.kind == "followup":
             await self._add_followup(submission, plaintext.decode("utf-8", errors="replace"))
+            return
+        if submission.kind == "survey":  # satisfaction survey answers: router/survey.py
+            await SurveyDesk.of(self.store, self.workflows, self.master).answer(submission,
+                                                                                plaintext)
             return
         payload = self._payload(plaintext)
         del plaintext

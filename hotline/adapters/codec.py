@@ -56,6 +56,8 @@ def case_to_doc(case: Case) -> dict[str, Any]:
         "fingerprint": case.fingerprint,
         "excluded": list(case.excluded),
         "stub_unit": case.stub_unit,
+        "archived_at": case.archived_at,
+        "retention_until": case.retention_until,
     }
 
 
@@ -88,6 +90,9 @@ def case_from_doc(doc: dict[str, Any]) -> Case:
         fingerprint=doc.get("fingerprint"),
         excluded=tuple(doc.get("excluded") or ()),
         stub_unit=doc.get("stub_unit"),
+        archived_at=None if doc.get("archived_at") is None else _aware(doc["archived_at"]),
+        retention_until=None if doc.get("retention_until") is None else _aware(
+            doc["retention_until"]),
     )
 
 

@@ -65,3 +65,11 @@ class MongoBlobStore:
         if len(raw) != head["length"]:
             raise ContractError("stored blob is incomplete", field="blob")
         return decode_blob(raw)
+
+    async def delete(self, blob: str) -> bool:
+        """The file document first (the blob is gone for readers), then its chunks."""
+        if not isinstance(blob, str) or not valid_blob_id(blob):
+            raise ContractError("blob id must be 64 hex digits", field="blob")
+        result = await self._files.delete_many({"_id": blob})
+        await self._chunks.delete_many({"blob": blob})
+        return bool(result.deleted_count)

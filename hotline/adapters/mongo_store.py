@@ -59,6 +59,7 @@ Collection = AsyncCollection[Document]
 
 _MAX_PAGE = 500
 _CLOSED = ["closed", "archived"]
+_QUERY_PATHS = {"assignee": "workflow.assignee"}  # CaseQuery field → document path
 _PING_TIMEOUT = 5.0  # seconds
 
 
@@ -182,10 +183,10 @@ class _Cases:
 
     async def query(self, query: CaseQuery) -> builtins.list[Case]:
         clauses: builtins.list[Document] = []
-        for field in ("kind", "status", "severity", "unit"):
+        for field in ("kind", "status", "severity", "unit", "channel", "assignee"):
             value = getattr(query, field)
             if value is not None:
-                clauses.append({field: _text(value, field)})
+                clauses.append({_QUERY_PATHS.get(field, field): _text(value, field)})
         if query.units is not None:
             if not isinstance(query.units, set | frozenset):
                 raise ContractError("units must be a set of strings", field="units")
@@ -204,6 +205,12 @@ class _Cases:
         if query.overdue_at is not None:
             clauses.append({"due_at": {"$lt": _moment(query.overdue_at, "overdue_at")},
                             "status": {"$nin": _CLOSED}})
+        # --- retention (issue 5): tombstones only when asked for; cases past retention
+        if not query.include_purged and query.status is None:
+            clauses.append({"status": {"$ne": "purged"}})
+        if query.retention_before is not None:
+            clauses.append({"status": {"$ne": "purged"}, "retention_until": {
+                "$lt": _moment(query.retention_before, "retention_before")}})
         if query.after is not None:
             if not isinstance(query.after, tuple) or len(query.after) != 2:
                 raise ContractError("cursor must be (opened_at, id)", field="cursor")
@@ -253,6 +260,31 @@ class _Cases:
         if await cases.find_one({"_id": case.id}, {"_id": 1}) is None:
             raise NotFound(f"case {case.id} does not exist")
         raise ConcurrencyConflict(f"case {case.id} changed since version {expected_version}")
+
+    # --- retention (issue 5) ----------------------------------------------------------
+    async def purge(self, tombstone: Case, *, expected_version: int) -> Case:
+        if not isinstance(expected_version, int) or isinstance(expected_version, bool):
+            raise ContractError("expected_version must be an integer", field="version")
+        case_id = _text(tombstone.id, "case_id")
+        cases = self._store.collection("cases")
+        if await cases.find_one({"_id": case_id}, {"_id": 1}) is None:
+            raise NotFound(f"case {case_id} does not exist")
+        # Deletions first: a crash after them leaves a case without messages that the
+        # rerun turns into the tombstone.
+        await self._store.collection("messages").delete_many({"case_id": case_id})
+        await self._store.collection("mail_threads").delete_many({"case_id": case_id})
+        doc = _case_to_mongo(tombstone)
+        doc.pop("audit_head")
+        doc.pop("version")
+        updated = await cases.find_one_and_update(
+            {"_id": case_id, "version": expected_version},
+            {"$set": {k: v for k, v in doc.items() if k != "_id"}, "$inc": {"version": 1},
+             "$unset": {"pending": ""}},
+            return_document=ReturnDocument.AFTER)
+        if updated is None:
+            raise ConcurrencyConflict(f"case {case_id} changed since version {expected_version}")
+        return _case_from_mongo(updated)
+    # --- end retention ------------------------------------------------------------------
 
     async def set_status(self, case_id: str, status: str, *, expected_version: int) -> Case:
         if not isinstance(expected_version, int) or isinstance(expected_version, bool):
@@ -482,6 +514,12 @@ class _Records:
             {"kind": _text(kind, "kind")}).sort("key", ASCENDING)
         return [Record(kind, doc["key"], dict(doc["doc"]), int(doc["version"]))
                 for doc in await cursor.to_list(None)]
+
+    async def delete(self, kind: str, key: str) -> bool:
+        # delete_many on the unique _id: at most one, and the test shim implements it
+        result = await self._store.collection("records").delete_many(
+            {"_id": f"{_text(kind, 'kind')}/{_text(key, 'key')}"})
+        return bool(result.deleted_count)
 # --- end casework records -------------------------------------------------------------
 
 
@@ -528,6 +566,12 @@ class MongoStore:
                                  partialFilterExpression={"due_at": {"$type": "date"}})
         await cases.create_index([("fingerprint", ASCENDING)],
                                  partialFilterExpression={"fingerprint": {"$type": "string"}})
+        # The queue's "channel" and "assigned to me" filters, newest first.
+        await cases.create_index([("channel", ASCENDING), ("opened_at", DESCENDING),
+                                  ("_id", DESCENDING)])
+        await cases.create_index([("workflow.assignee", ASCENDING), ("opened_at", DESCENDING),
+                                  ("_id", DESCENDING)],
+                                 partialFilterExpression={"workflow.assignee": {"$type": "string"}})
         await self.collection("audit").create_index(
             [("case_id", ASCENDING), ("seq", ASCENDING)], unique=True)
         await self.collection("messages").create_index(

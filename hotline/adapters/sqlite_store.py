@@ -65,13 +65,18 @@ CREATE TABLE IF NOT EXISTS cases (
     doc TEXT NOT NULL,
     fingerprint TEXT,
     excluded TEXT NOT NULL DEFAULT '[]',
-    stub_unit TEXT
+    stub_unit TEXT,
+    channel TEXT GENERATED ALWAYS AS (json_extract(doc, '$.channel')) VIRTUAL,
+    assignee TEXT GENERATED ALWAYS AS (json_extract(doc, '$.workflow.assignee')) VIRTUAL
 );
 CREATE INDEX IF NOT EXISTS cases_by_opened ON cases (opened_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS cases_by_unit ON cases (unit, opened_at DESC);
 CREATE INDEX IF NOT EXISTS cases_by_due ON cases (due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS cases_by_fingerprint ON cases (fingerprint)
     WHERE fingerprint IS NOT NULL;
+CREATE INDEX IF NOT EXISTS cases_by_channel ON cases (channel, opened_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS cases_by_assignee ON cases (assignee, opened_at DESC, id DESC)
+    WHERE assignee IS NOT NULL;
 CREATE TABLE IF NOT EXISTS audit_events (
     case_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -143,12 +148,19 @@ def _text(value: object, name: str) -> str:
 
 async def _migrate(db: aiosqlite.Connection) -> None:
     """Bring a cases table from an earlier version up to date (columns added since)."""
-    cursor = await db.execute("SELECT name FROM pragma_table_info('cases')")
+    # table_xinfo, not table_info: generated columns are hidden from the latter.
+    cursor = await db.execute("SELECT name FROM pragma_table_xinfo('cases')")
     columns = {row[0] for row in await cursor.fetchall()}
     if not columns:
         return
+    # channel and assignee are computed from the stored document (virtual: nothing to
+    # backfill, and writers need not know them); they exist to be indexed for the queue.
     for column, ddl in (("fingerprint", "TEXT"), ("excluded", "TEXT NOT NULL DEFAULT '[]'"),
-                        ("stub_unit", "TEXT")):
+                        ("stub_unit", "TEXT"),
+                        ("channel", "TEXT GENERATED ALWAYS AS (json_extract(doc, '$.channel'))"
+                                    " VIRTUAL"),
+                        ("assignee", "TEXT GENERATED ALWAYS AS"
+                                     " (json_extract(doc, '$.workflow.assignee')) VIRTUAL")):
         if column not in columns:
             await db.execute(f"ALTER TABLE cases ADD COLUMN {column} {ddl}")
 
@@ -217,7 +229,7 @@ class _Cases(_Base):
     async def query(self, query: CaseQuery) -> list[Case]:
         clauses: list[str] = []
         params: list[Any] = []
-        for column in ("kind", "status", "severity", "unit"):
+        for column in ("kind", "status", "severity", "unit", "channel", "assignee"):
             value = getattr(query, column)
             if value is not None:
                 clauses.append(f"{column} = ?")
@@ -250,6 +262,13 @@ class _Cases(_Base):
             clauses.append("+due_at IS NOT NULL AND +due_at < ? AND status NOT IN "
                            "('closed', 'archived')")
             params.append(_time(query.overdue_at))
+        # --- retention (issue 5): tombstones only when asked for; cases past retention
+        if not query.include_purged and query.status is None:
+            clauses.append("status != 'purged'")
+        if query.retention_before is not None:
+            clauses.append("status != 'purged' AND json_extract(doc, '$.retention_until"
+                           ".__time__') < ?")
+            params.append(_time(query.retention_before))
         if query.after is not None:
             opened_at, case_id = query.after
             clauses.append("(opened_at < ? OR (opened_at = ? AND id < ?))")
@@ -299,6 +318,31 @@ class _Cases(_Base):
                 " stub_unit = ? WHERE id = ? AND version = ?",
                 (*_row(updated), case.id, expected_version))
             return updated
+
+    # --- retention (issue 5) ----------------------------------------------------------
+    async def purge(self, tombstone: Case, *, expected_version: int) -> Case:
+        async with self._store.transaction() as db:
+            current = await self._by("id", tombstone.id, db)
+            if current is None:
+                raise NotFound(f"case {tombstone.id} does not exist")
+            if current.version != expected_version:
+                raise ConcurrencyConflict(f"case {tombstone.id} changed (version "
+                                          f"{current.version})")
+            stored = replace(tombstone, audit_head=current.audit_head,
+                             version=current.version + 1)
+            await db.execute("DELETE FROM case_messages WHERE case_id = ?", (tombstone.id,))
+            await db.execute("DELETE FROM mail_threads WHERE case_id = ?", (tombstone.id,))
+            await db.execute(
+                "UPDATE cases SET receipt_hash = ?, kind = ?, severity = ?, status = ?, unit = ?,"
+                " opened_at = ?, due_at = ?, version = ?, doc = ?, fingerprint = ?, excluded = ?,"
+                " stub_unit = ? WHERE id = ? AND version = ?",
+                (*_row(stored), tombstone.id, expected_version))
+        # secure_delete zeroed the freed cells; the write-ahead log still holds the old
+        # pages until a checkpoint, so fold it into the file and truncate it (best effort:
+        # a reader in another connection defers it to a later checkpoint).
+        await self._store.checkpoint()
+        return stored
+    # --- end retention ------------------------------------------------------------------
 
     async def set_status(self, case_id: str, status: str, *, expected_version: int) -> Case:
         async with self._store.transaction() as db:
@@ -520,6 +564,12 @@ class _Records(_Base):
                 (_text(kind, "kind"),))
             rows = await cursor.fetchall()
         return [Record(kind, row[0], _loads(row[2]), int(row[1])) for row in rows]
+
+    async def delete(self, kind: str, key: str) -> bool:
+        async with self._store.transaction() as db:
+            cursor = await db.execute("DELETE FROM records WHERE kind = ? AND key = ?",
+                                      (_text(kind, "kind"), _text(key, "key")))
+            return cursor.rowcount == 1
 # --- end casework records -------------------------------------------------------------
 
 
@@ -545,6 +595,9 @@ class SqliteStore:
         try:
             db = await connect(self.path, synchronous=self._synchronous)
             await db.execute("PRAGMA foreign_keys = ON")
+            # Deleted rows are overwritten with zeros, so purged content (retention) does
+            # not linger in free pages of the file.
+            await db.execute("PRAGMA secure_delete = ON")
             await _migrate(db)
             await db.executescript(_SCHEMA)
         except Exception as exc:  # any failure to open means the same to callers
@@ -565,6 +618,13 @@ class SqliteStore:
         except Exception:  # readiness is a yes/no question
             return False
         return True
+
+    async def checkpoint(self) -> None:
+        """Copy the write-ahead log into the file and truncate it (best effort)."""
+        if self._db is None:
+            return
+        async with self._lock:
+            await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def transaction(self) -> _Transaction:
         if self._db is None:

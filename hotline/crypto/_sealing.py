@@ -15,7 +15,10 @@ SUITE_NAME = "HPKE-base-X25519-SHA256-AES256GCM"
 _SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM)
 _ENC_LEN = 32
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
-PURPOSES = frozenset({"report", "complaint", "message", "identity", "attachment"})
+# "workflow": free-text values officers record in a case's workflow (hotline/casefile.py).
+# "survey": a complainant's satisfaction survey answer (hotline/surveys.py, issue 5)
+PURPOSES = frozenset({"report", "complaint", "message", "identity", "attachment", "workflow",
+                      "survey"})
 
 
 def b64e(raw: bytes) -> str:

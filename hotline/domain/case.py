@@ -12,7 +12,7 @@ from hotline.crypto import Sealed
 from hotline.domain.audit import AuditHead
 
 MUTABLE_FIELDS = ("severity", "status", "unit", "due_at", "triage", "workflow", "fingerprint",
-                  "excluded", "stub_unit")
+                  "excluded", "stub_unit", "archived_at", "retention_until")
 
 __all__ = [
     "MUTABLE_FIELDS",
@@ -92,6 +92,11 @@ class Case:
     fingerprint: str | None = None
     excluded: tuple[str, ...] = ()
     stub_unit: str | None = None  # the lower level that keeps only a stub (graded handling)
+    # Set when the case closes (hotline/retention.py): "archived" is this flag, not a
+    # status, so the workflow's "closed" state stays the status; the purge after
+    # retention_until turns the case into a tombstone with status "purged".
+    archived_at: datetime | None = None
+    retention_until: datetime | None = None
 
     def summary(self) -> dict[str, Any]:
         """CaseSummary of CONTRACT §3."""
@@ -121,7 +126,7 @@ def followup_status(case: Case | None) -> str:
     """What a reporter is told: received, in_progress, answered or closed."""
     if case is None or case.status in _RECEIVED:
         return "received"
-    if case.status in ("closed", "archived"):
+    if case.status in ("closed", "archived", "purged"):
         return "closed"
     if case.status in _ANSWERED:
         return "answered"
@@ -167,3 +172,8 @@ class CaseQuery:
     # Identities of the reader (employee id, "user:<name>"): cases excluding any are hidden.
     viewer: tuple[str, ...] | None = None
     stub_units: frozenset[str] | None = None  # only cases forwarded away from these units
+    # Purged cases (tombstones) are left out unless asked for (or status="purged").
+    include_purged: bool = False
+    retention_before: datetime | None = None  # archived cases whose retention ended by then
+    channel: str | None = None  # "web", "email", "post", "phone" or "visit"
+    assignee: str | None = None  # username in the case's workflow["assignee"]

@@ -22,7 +22,7 @@ __all__ = [
 
 FIELD_TYPES = ("text", "choice", "true", "int", "date", "object")
 CLOCK_UNITS = ("wd", "d", "month")
-_FIELD_KEYS = {"type", "choices", "min", "max", "keys"}
+_FIELD_KEYS = {"type", "choices", "min", "max", "keys", "optional"}
 _CLOCK_KEYS = {"label", "amount", "unit", "start", "stop", "pause", "resume", "remind_days"}
 _ACTION_KEYS = {"from", "to", "roles", "fields", "route", "approves", "requires", "max_times",
                 "extends", "closes"}
@@ -43,6 +43,7 @@ class FieldSpec:
     min: int | None = None
     max: int | None = None
     keys: Mapping[str, str] = field(default_factory=dict)
+    optional: bool = False  # an action may be done without it (checked when given)
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,8 @@ def parse_definitions(doc: Mapping[str, Any],
         raise ValueError("; ".join(errors))
     remind = int(doc.get("defaults", {}).get("remind_days", 2))
     fields = {name: FieldSpec(name=name, type=f["type"], choices=tuple(f.get("choices", ())),
-                              min=f.get("min"), max=f.get("max"), keys=dict(f.get("keys", {})))
+                              min=f.get("min"), max=f.get("max"), keys=dict(f.get("keys", {})),
+                              optional=bool(f.get("optional", False)))
               for name, f in doc.get("fields", {}).items()}
     clocks = {name: ClockSpec(name=name, label=c.get("label", name), amount=int(c["amount"]),
                               unit=c["unit"], start=tuple(c["start"]),

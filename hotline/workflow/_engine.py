@@ -422,7 +422,10 @@ class WorkflowEngine:
                 spec.extend_max_days is not None and days > spec.extend_max_days):
             raise InvalidActionFields(f"{spec.name}: extension of {days!r} days is not allowed",
                                       {"days": f"1 to {spec.extend_max_days}"})
-        extension = Extension(days=days, reason=str(request.get("reason", "")),
+        reason = request.get("reason", "")
+        # A sealed reason (casework seals free text, hotline/casefile.py) stays in the
+        # record only: the clock keeps no second copy of it.
+        extension = Extension(days=days, reason=reason if isinstance(reason, str) else "",
                               approver=actor.username, requested_by=str(request.get("actor")),
                               notice_sent=bool(record[spec.name].get("notice_sent")), at=now)
         for clock_name in spec.extends:
@@ -442,6 +445,8 @@ def _validated(specs: Sequence[FieldSpec], fields: Mapping[str, Any]) -> dict[st
     values: dict[str, Any] = {}
     for spec in specs:
         value = fields.get(spec.name)
+        if spec.optional and (value is None or value == ""):
+            continue
         problem = _check_value(spec.type, spec, value)
         if problem:
             problems[spec.name] = problem

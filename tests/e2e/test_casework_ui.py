@@ -5,10 +5,13 @@ audit pages — a screenshot of each page, kept in test-artifacts/casework/."""
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser
 
 from tests.e2e.conftest import DevInstance
 from tests.support.client import Officer, Reporter
@@ -98,6 +101,13 @@ async def test_officers_work_a_real_name_report_in_the_browser(
         assert IDENTITY["name"] not in await chief.page.content()
         await chief.page.goto(f"{dev.internal}/ui/dashboard")
         await chief.shot("dashboard")
+        today = datetime.now(UTC)
+        await chief.page.fill("#quarterly-export input[name=quarter]",
+                              f"{today.year}Q{(today.month - 1) // 3 + 1}")
+        async with chief.page.expect_download() as download:
+            await chief.page.click("#export-pdf")
+        await (await download.value).save_as(shots / "quarterly.pdf")
+        assert b"%PDF-" == (await asyncio.to_thread((shots / "quarterly.pdf").read_bytes))[:5]
         await chief.page.goto(f"{dev.internal}/ui/audit")
         assert "Intact" in (await chief.page.text_content("#verdict") or "")
         await chief.shot("audit")
@@ -113,17 +123,46 @@ async def test_officers_work_a_real_name_report_in_the_browser(
     assert "content.opened" in types
 
 
+SURVEY_LINK = re.compile(r"(http://\S+/survey/[A-Za-z0-9_-]{43}\?lang=[A-Za-z-]+)")
+
+
+async def answer_survey(browser: Browser, dev: DevInstance, reporter: Reporter,
+                        receipt: str) -> None:
+    """Read the link on the follow-up (sealed to the receipt), answer 5 at 360 px wide;
+    screenshots in test-artifacts/browser/."""
+    status, view = await reporter.followup(receipt)
+    assert 200 == status
+    link = next(m.group(1) for m in (SURVEY_LINK.search(x["body"]) for x in view["messages"])
+                if m)
+    assert link.startswith(dev.public)
+    context = await browser.new_context(java_script_enabled=False, locale="zh-CN",
+                                        viewport={"width": 360, "height": 740})
+    page = await context.new_page()
+    await page.goto(link)
+    assert "zh-Hans" == await page.get_attribute("html", "lang")
+    assert 360 >= await page.evaluate("document.documentElement.scrollWidth")
+    await page.check("#rating-5")
+    await page.fill("#comment", "退款很快，谢谢")
+    shots = Path(__file__).parents[2] / "test-artifacts" / "browser"
+    shots.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(shots / "survey-zh-Hans.png"), full_page=True)
+    await page.click("form.survey button[type=submit]")
+    assert "谢谢" in (await page.text_content("h1") or "")
+    await page.screenshot(path=str(shots / "survey-thanks-zh-Hans.png"), full_page=True)
+    await context.close()
+
+
 async def test_officers_close_a_major_report_and_a_complaint_in_the_browser(
         dev: DevInstance, reporter: Reporter, admin: Officer, shots: Path) -> None:
     """Report: disposition proposed by the handler, approved by the supervisor (four eyes),
     feedback, closure. Complaint: resolution, remediation verified by another person,
-    response, survey answered, closure."""
+    response, survey answered by the complainant on the public page, closure."""
     report = await a_case(admin, reporter, "分包商工地使用童工，扣押身份证", "labour_rights")
     assert "major" == report["severity"]
-    status, _ = await reporter.post("/api/v1/complaints", {
+    status, accepted = await reporter.post("/api/v1/complaints", {
         "name": "陈女士", "email": "chen@example.cn", "subject": "账单重复扣费",
         "description": "同一笔服务费扣了两次", "category": "billing", "unit": "GD",
-        "pow": await reporter.pow()})
+        "locale": "zh-Hans", "pow": await reporter.pow()})
     assert 202 == status
     complaint: dict[str, object] = {}
     for _ in range(100):
@@ -175,11 +214,21 @@ async def test_officers_close_a_major_report_and_a_complaint_in_the_browser(
         await handler.page.goto(f"{dev.internal}/ui/cases/{complaint['id']}")
         assert "response_sent" == await act(handler, "send_response", response_sent=True)
         assert "survey_sent" == await act(handler, "send_survey", survey_sent=True)
-        await act(handler, "record_survey", survey_result="satisfied")
+        # The complainant answers through the public survey page, on a phone, no JavaScript.
+        await answer_survey(browser, dev, reporter, str(accepted["receipt"]))
+        for _ in range(100):
+            _, trail = await admin.get(f"/api/v1/cases/{complaint['id']}/audit")
+            if any(e["type"] == "survey.answered" for e in trail["events"]):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the survey answer was not recorded")
+        await handler.page.goto(f"{dev.internal}/ui/cases/{complaint['id']}")
         assert "closed" == await act(handler, "close")
         await handler.shot("complaint-closed")
         await chief.page.goto(f"{dev.internal}/ui/dashboard")
         assert "1.0" == (await chief.page.text_content("#satisfied-rate") or "").strip()
+        assert "5.0" == (await chief.page.text_content("#rating-mean") or "").strip()
         await chief.shot("dashboard-after-closure")
     status, trail = await admin.get(f"/api/v1/cases/{report['id']}/audit")
     actors = {e["type"]: e["actor"] for e in trail["events"]}

@@ -53,6 +53,8 @@ ENDPOINTS = (
     Endpoint("POST", "/api/v1/cases/{case}/disclosures/{request}/decision",
              frozenset({"supervisor"}), {"decision": "maybe"}),
     Endpoint("GET", "/api/v1/cases/{case}/identity?request={request}", frozenset()),
+    Endpoint("POST", "/api/v1/cases/{case}/notes", HANDLERS, {}),
+    Endpoint("GET", "/api/v1/cases/{case}/notes", HANDLERS | {"admin"}),
 )
 
 
@@ -111,7 +113,7 @@ def expected_allowed(endpoint: Endpoint, role: str, relation: str) -> bool:
 
 
 async def test_every_endpoint_role_and_relation(world: World) -> None:
-    """9 case endpoints × 5 roles × 4 relations: allowed calls pass, denied are 403/404."""
+    """11 case endpoints × 5 roles × 4 relations: allowed calls pass, denied are 403/404."""
     mismatches = []
     for endpoint in ENDPOINTS:
         for role in ROLES:

@@ -286,7 +286,8 @@ async def test_query_pages_each_case_exactly_once_newest_first(store: Store) -> 
     assert expected == [case_id for page in pages for case_id in page]
 
 
-@pytest.mark.parametrize("field", ["kind", "status", "severity", "unit"])
+@pytest.mark.parametrize("field", ["kind", "status", "severity", "unit", "channel",
+                                   "assignee"])
 async def test_query_with_an_operator_string_matches_nothing(store: Store, field: str) -> None:
     """A filter value that looks like a MongoDB operator is only a string that matches no case."""
     await open_query_cases(store)
@@ -295,7 +296,8 @@ async def test_query_with_an_operator_string_matches_nothing(store: Store, field
     assert [] == await store.cases.query(query)
 
 
-@pytest.mark.parametrize("field", ["kind", "status", "severity", "unit"])
+@pytest.mark.parametrize("field", ["kind", "status", "severity", "unit", "channel",
+                                   "assignee"])
 async def test_query_with_an_operator_object_is_refused(store: Store, field: str) -> None:
     """A filter value that is an object (operator injection) raises ContractError."""
     await open_query_cases(store)
@@ -430,6 +432,32 @@ async def test_query_by_fingerprint_and_viewer_exclusion(store: Store) -> None:
                                                    stub_units=frozenset({"GD"})))
     with pytest.raises(ContractError):
         await store.cases.query(CaseQuery(units=None, viewer=({"$ne": ""},)))  # type: ignore[arg-type]
+
+
+async def test_query_by_channel_and_assignee(store: Store) -> None:
+    """The queue's channel and assigned-to filters, alone, together and with the scope."""
+    web = await open_case(store, make_case(1))
+    post = await open_case(store, replace(make_case(2), channel="post"))
+    phone = await open_case(store, replace(make_case(3, unit="BJ"), channel="phone"))
+    for case, assignee in ((web, "li"), (post, "li"), (phone, "wang")):
+        await store.cases.update(replace(case, workflow={**case.workflow, "assignee": assignee}),
+                                 expected_version=1)
+
+    async def found(**filters: Any) -> list[str]:
+        return [c.id for c in await store.cases.query(CaseQuery(**{"units": None, **filters}))]
+
+    assert [post.id] == await found(channel="post")
+    assert [post.id, web.id] == await found(assignee="li")
+    assert [post.id] == await found(assignee="li", channel="post")
+    assert [] == await found(assignee="li", units=frozenset({"BJ"}))
+    assert [] == await found(assignee="nobody")
+    assert [phone.id] == await found(assignee="wang", after=(T0 + timedelta(minutes=4), "c_"))
+    # Unassigning (as a recusal does) takes the case out of the assignee's list.
+    current = await store.cases.get(web.id)
+    assert current is not None
+    await store.cases.update(replace(current, workflow={"name": "report/general"}),
+                             expected_version=current.version)
+    assert [post.id] == await found(assignee="li")
 
 
 # --- accounts, keys, proof of work, sequences --------------------------------------------

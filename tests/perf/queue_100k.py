@@ -43,11 +43,19 @@ SCENARIOS = [
     ("SC, closed", "hq-officer", "?unit=SC&status=closed&limit=50"),
     ("rare: OVERSEAS new low complaints", "hq-officer",
      "?unit=OVERSEAS&status=new&severity=low&kind=complaint&limit=50"),
+    ("channel: post", "hq-officer", "?channel=post&limit=50"),
+    ("channel: visit, GD subtree", "gd-officer", "?channel=visit&limit=50"),
+    ("assigned to me (1 %)", "hq-officer", "?assigned=me&limit=50"),
+    ("assigned to me, phone, open overdue", "hq-officer",
+     "?assigned=me&channel=phone&overdue=true&limit=50"),
+    ("assigned to me, none assigned", "gd-officer", "?assigned=me&limit=50"),
 ]
+ASSIGNEES = ["hq-officer"] + [f"officer-{n}" for n in range(99)]  # 1 % each
 
 
 def make_cases(count: int, now: datetime) -> list[Case]:
     rng = random.Random(5)
+    assigning = random.Random(7)  # its own stream: the other columns stay as before
     cases = []
     for n in range(count):
         opened = now - timedelta(minutes=5 * (count - n))
@@ -63,7 +71,9 @@ def make_cases(count: int, now: datetime) -> list[Case]:
             channel=rng.choice(CHANNELS), opened_at=opened, received_at=opened,
             content=Sealed("kid", b"e" * 32, b"c" * 256), sealed_by="client",
             due_at=opened + timedelta(days=rng.choice([1, 15, 30, 60])),
-            triage={"rules": ["r1"]}, workflow={"name": "bench"}, excluded=excluded)
+            triage={"rules": ["r1"]}, excluded=excluded,
+            workflow={"name": "bench", "assignee": assigning.choice(ASSIGNEES)}
+            if assigning.random() < 0.7 else {"name": "bench"})
         cases.append(case)
     return cases
 

@@ -40,6 +40,7 @@ class OfficerBrowser:
         self.secret: str | None = None
         self._step = 0
         self.taken: list[Path] = []
+        self.changed: dict[str, str] = {}  # one-time password → the one chosen instead
 
     async def shot(self, label: str) -> Path:
         path = self.shots / f"{len(list(self.shots.glob('*.png'))) + 1:02d}-{self.name}-{label}.png"
@@ -58,7 +59,9 @@ class OfficerBrowser:
         return pyotp.TOTP(self.secret).at(self._step * 30)
 
     async def sign_in(self, username: str, password: str) -> None:
-        """Sign in; enrol TOTP on the enrolment page when the role requires it."""
+        """Sign in; enrol TOTP on the enrolment page when the role requires it, and replace
+        a one-time password on the password page."""
+        password = self.changed.get(password, password)
         await self.page.goto(f"{self.base}/ui/login")
         await self.page.fill("#username", username)
         await self.page.fill("#password", password)
@@ -72,6 +75,14 @@ class OfficerBrowser:
             await self.page.click("form[action='/ui/enrol'] button")
             await self.shot("recovery-codes")
             await self.page.click("text=Continue to the queue")
+        if self.page.url.endswith("/ui/password"):
+            await self.shot("password-required")
+            new = password + "-changed"
+            await self.page.fill("#current", password)
+            await self.page.fill("#new", new)
+            await self.page.fill("#repeat", new)
+            await self.page.click("form[action='/ui/password'] button[type=submit]")
+            self.changed[password] = new
 
     async def sign_out(self) -> None:
         await self.page.click("header form button")

@@ -24,6 +24,9 @@ class Authenticator:
     def __init__(self) -> None:
         self.secrets: dict[str, str] = {}
         self._last: dict[str, int] = {}
+        # A one-time password (admin-created or reset account) is changed on first use;
+        # username → (one-time password, the password it was changed to).
+        self.changed: dict[str, tuple[str, str]] = {}
 
     def code(self, username: str) -> str:
         """A code of a step not used before (now, or the next one ±1 still accepted)."""
@@ -35,7 +38,22 @@ class Authenticator:
         return pyotp.TOTP(self.secrets[username]).at(step * 30)
 
     async def login(self, post: Post, username: str, password: str) -> tuple[int, Any]:
-        """Sign in (enrolling on first use); the login answer or the failed one."""
+        """Sign in (enrolling on first use, and replacing a one-time password); the login
+        answer or the failed one."""
+        status, doc = await self._login(post, username, password)
+        if status != 200 or not doc.get("password_change_required"):
+            return status, doc
+        new = password + "-changed"
+        status, changed = await post("/api/v1/auth/password",
+                                     {"current": password, "new": new},
+                                     {"Authorization": f"Bearer {doc['token']}"})
+        assert 200 == status, changed
+        self.changed[username] = (password, new)
+        return await self._login(post, username, new)
+
+    async def _login(self, post: Post, username: str, password: str) -> tuple[int, Any]:
+        if self.changed.get(username, ("", ""))[0] == password:
+            password = self.changed[username][1]
         body: dict[str, Any] = {"username": username, "password": password}
         if username in self.secrets:
             body["totp"] = self.code(username)

@@ -25,7 +25,7 @@ def golden(name: str) -> dict[str, Any]:
     return doc
 
 
-PRODUCED = {
+PRODUCED: dict[str, Submission | CaseEvent] = {
     "submission_report.json": Submission(
         id="sub_0123456789abcdef", occurred_at=AT, correlation_id="corr_0123456789",
         kind="report", channel="web", sealed=SEALED, sealed_by="client", category="corruption",
@@ -39,6 +39,10 @@ PRODUCED = {
         id="sub_followup0000001", occurred_at=AT, correlation_id="sub_0123456789abcdef",
         kind="followup", channel="web", sealed=SEALED, sealed_by="intake",
         receipt_hash="ab" * 32, reporter_copy=Sealed("receipt", bytes(32), bytes(range(20)))),
+    # issue 5: a complainant's satisfaction survey answer, sealed by intake (purpose survey)
+    "submission_survey.json": Submission(
+        id="sub_survey000000001", occurred_at=AT, correlation_id="corr_survey00001",
+        kind="survey", channel="web", sealed=SEALED, sealed_by="intake", locale="zh-Hant"),
     "event_case_opened.json": CaseEvent(
         id="evt_0123456789abcdef", occurred_at=AT, correlation_id="corr_0123456789",
         type="case.opened", case_id="c_sub_0123456789abcdef", reference="R-2026-000042",
@@ -77,6 +81,8 @@ def _mutations() -> list[tuple[str, dict[str, Any]]]:
         ("followup without receipt", {**golden("submission_followup.json"),
                                       "receipt_hash": None}),
         ("bad receipt hash", {**base, "receipt_hash": "XYZ"}),
+        ("survey with a category", {**golden("submission_survey.json"), "category": "billing"}),
+        ("survey with a receipt", {**golden("submission_survey.json"), "receipt_hash": "ab" * 32}),
         ("not an object", [base]),  # type: ignore[list-item]
     ]
 

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.unit
 
 VECTOR_FILE = (Path(__file__).parents[1] / "data" / "vectors"
                / "hpke-base-x25519-sha256-aes256gcm.json")
-PURPOSES = ["report", "complaint", "message", "identity", "attachment"]
+PURPOSES = ["report", "complaint", "message", "identity", "attachment", "workflow"]
 PLAINTEXT = '{"description": "Die Kasse stimmt nicht — 账目不符"}'.encode()
 
 
