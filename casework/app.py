@@ -231,10 +231,14 @@ async def list_cases(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_request", "limit must be between 1 and 200")
     cursor = request.query.get("cursor")
     assigned = _choice(request, "assigned", ("me",))
+    status = _choice(request, "status", ("new", "in_progress", "answered", "closed",
+                                         "archived", "purged"))
+    # "Archived" is a flag set when a case closes (hotline/retention.py), not a status:
+    # status=archived means closed and archived; status=closed means every closed case.
+    archived = status == "archived" or None
     query = CaseQuery(
         units=scope, kind=_choice(request, "kind", ("report", "complaint")),
-        status=_choice(request, "status", ("new", "in_progress", "answered", "closed",
-                                           "archived", "purged")),
+        status="closed" if archived else status, archived=archived,
         severity=_choice(request, "severity", SEVERITIES), unit=unit,
         overdue_at=utcnow() if overdue == "true" else None,
         after=_decode_cursor(cursor) if cursor else None, limit=limit + 1,
@@ -433,10 +437,7 @@ async def _send_survey(request: web.Request, case: Case, account: Account,
                        now: datetime) -> None:
     from casework.survey import send_invitation
 
-    deps = request.app[DEPS]
-    await send_invitation(deps.settings, deps.store, deps.bus, deps.org,
-                          await _keyring(request.app, case.content.kid), case,
-                          actor=account.username, now=now)
+    await send_invitation(request.app, case, actor=account.username, now=now)
 
 
 async def _save(store: Store, case: Case, version: int) -> Case:
@@ -551,11 +552,12 @@ async def audit_verify(request: web.Request) -> web.Response:
 
 
 # --- complaint replies by e-mail (issue 4) -------------------------------------------
-async def _mail_reply(deps: CaseworkDeps, case: Case, message_id: str, body: str,
-                      ring: KeyRing, actor: str) -> None:
-    """Queue an officer's message to a complainant as a threaded e-mail."""
+async def mail_reply(deps: CaseworkDeps, case: Case, message_id: str, body: str,
+                     ring: KeyRing, actor: str) -> str | None:
+    """Queue an officer's message to a complainant as a threaded e-mail; the outbound id,
+    or None when the case has no address to write to."""
     kid, public = ring.active_public_key()
-    await queue_complaint_reply(
+    return await queue_complaint_reply(
         deps.store, deps.bus,
         load_mailboxes(deps.org, deps.settings.mail_domain, deps.settings.mailboxes_file),
         mail_domain=deps.settings.mail_domain, case=case, message_id=message_id, body=body,
@@ -564,12 +566,14 @@ async def _mail_reply(deps: CaseworkDeps, case: Case, message_id: str, body: str
 
 
 async def store_officer_message(app: web.Application, case: Case, body: str,
-                                actor: str) -> CaseMessage:
+                                actor: str, *, org_copy: str | None = None) -> CaseMessage:
     """Store an officer's message on ``case``, sealed for the organisation and, when the
     case has a receipt, for the receipt only (what the reporter's follow-up view opens).
 
-    The caller writes the audit event (and e-mails complainants); the text is never kept
-    in clear.
+    ``org_copy`` is what the organisation's copy says when it must not be ``body`` (a
+    survey link, which no officer may read and answer in the complainant's place). The
+    caller writes the audit event (and e-mails complainants); the text is never kept in
+    clear.
     """
     ring = await _keyring(app, case.content.kid)
     kid, public = ring.active_public_key()
@@ -577,11 +581,12 @@ async def store_officer_message(app: web.Application, case: Case, body: str,
     for_reporter = None if case.reply_key is None else seal(
         plaintext, X25519PublicKey.from_public_bytes(case.reply_key), kid="receipt",
         purpose="message")
+    for_org = plaintext if org_copy is None else org_copy.encode()
     message = CaseMessage(id=secrets.token_urlsafe(18), case_id=case.id, at=utcnow(),
                           author="officer", actor=actor,
-                          sealed_for_org=seal(plaintext, public, kid=kid, purpose="message"),
+                          sealed_for_org=seal(for_org, public, kid=kid, purpose="message"),
                           sealed_for_reporter=for_reporter)
-    del plaintext
+    del plaintext, for_org
     await app[DEPS].store.cases.add_message(message)
     return message
 
@@ -605,7 +610,7 @@ async def post_message(request: web.Request) -> web.Response:
                        data={"message_id": message.id,
                              "to": "reporter" if case.kind == "report" else "complainant"})
     if reply_text is not None:
-        await _mail_reply(deps, case, message.id, reply_text, ring, account.username)
+        await mail_reply(deps, case, message.id, reply_text, ring, account.username)
     return web.json_response({"id": message.id, "at": format_time(message.at)}, status=201)
 
 
@@ -620,7 +625,7 @@ def create_app(deps: CaseworkDeps) -> web.Application:
     app[DEPS] = deps
     app[TOKENS] = TokenSigner(deps.master.derive("casework-session"), audience="casework")
     app[KEYRING] = {}
-    app[WORKFLOWS] = WorkflowEngine.load()
+    app[WORKFLOWS] = WorkflowEngine.load(units=[unit.code for unit in deps.org])
     app[SIGN_IN] = SignIn(deps.store, deps.master)
 
     async def ready() -> dict[str, bool]:

@@ -214,10 +214,10 @@ def figures(cases: list[Case], now: datetime, *, negative_list_changes: int = 0,
             "rating_mean": _spread([float(v) for c in cases
                                     for v in _values(c, "survey_rating")
                                     if isinstance(v, int)])["mean"],
-            # root_cause is free text, sealed at rest since issue 5 (hotline/casefile.py):
-            # only values recorded before that are still counted here.
+            # The category recorded with each root cause (workflows.toml); the free-text
+            # root_cause itself is sealed at rest (hotline/casefile.py) and not counted.
             "top_root_causes": Counter(
-                str(v) for c in cases for v in _values(c, "root_cause")
+                str(v) for c in cases for v in _values(c, "root_cause_category")
                 if not is_sealed_value(v)).most_common(5),
             "remediation_on_time_rate": _rate(remediation_on_time, remediation_due),
         },

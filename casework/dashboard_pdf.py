@@ -2,17 +2,22 @@
 
 Only the figures ``casework/dashboard.py`` computes for the caller are drawn (same roles,
 same unit scope, same filters), so the PDF never shows a count the caller could not see.
-Tables and bar charts are drawn by reportlab (BSD) itself. Text uses reportlab's built-in
-CID font ``STSong-Light`` (Adobe-GB1, covers 简体 and 繁體 as well as Latin), which needs
-no font file; PDF readers supply the glyphs.
+Tables and bar charts are drawn by reportlab (BSD) itself. Text uses a TrueType font with
+CJK glyphs, embedded (subset) in the PDF so that any reader shows the Chinese names:
+``HOTLINE_PDF_FONT_FILE``, else WenQuanYi Micro Hei where Debian's ``fonts-wqy-microhei``
+puts it. Without either, reportlab's built-in CID font ``STSong-Light`` (Adobe-GB1, 简体
+and 繁體) is used: it needs no file, but it is not embedded, so a reader without Chinese
+fonts shows blanks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +29,7 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfbase.ttfonts import TTFError, TTFont
 from reportlab.platypus import (
     Flowable,
     KeepTogether,
@@ -39,11 +45,15 @@ from casework.app import ACCOUNT, DEPS
 from casework.dashboard import DashboardFilter, _flatten, quarter_figures
 from hotline.clock import utcnow
 from hotline.contract import format_time
+from hotline.logging import get_logger
 from hotline.org import OrgTree
 
 __all__ = ["add_dashboard_pdf_routes", "quarterly_pdf", "render_pdf"]
 
-FONT = "STSong-Light"
+_log = get_logger("hotline.casework.dashboard_pdf")
+CID_FONT = "STSong-Light"
+# fonts-wqy-microhei (Debian/Ubuntu); face 0 of the collection is the proportional one.
+DEFAULT_FONT_FILES = (Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),)
 _BAR = colors.HexColor("#2f6f9f")
 _GRID = colors.HexColor("#b8c4cc")
 _HEAD = colors.HexColor("#e8eef2")
@@ -56,14 +66,26 @@ _COMPLAINTS_DRAWN = frozenset({"time_to_resolve_days", "closed", "review_rate", 
                                "satisfied_rate", "top_root_causes", "remediation_on_time_rate"})
 
 
-def _font() -> str:
-    if FONT not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(UnicodeCIDFont(FONT))
-    return FONT
+@functools.cache
+def font_for(font_file: Path | None = None) -> str:
+    """The registered name of the font to draw with (see the module doc), once per file."""
+    # A configured file that cannot be read is logged, and the defaults are tried next.
+    candidates = [*([] if font_file is None else [font_file]),
+                  *(f for f in DEFAULT_FONT_FILES if f.is_file())]
+    for path in candidates:
+        name = f"Hotline-{path.stem}"
+        try:
+            pdfmetrics.registerFont(TTFont(name, str(path), subfontIndex=0))
+        except (OSError, TTFError) as exc:
+            _log.error("pdf.font_unusable", path=str(path), error=str(exc))
+            continue
+        return name
+    _log.warning("pdf.font_not_embedded", font=CID_FONT)
+    pdfmetrics.registerFont(UnicodeCIDFont(CID_FONT))
+    return CID_FONT
 
 
-def _styles() -> dict[str, ParagraphStyle]:
-    font = _font()
+def _styles(font: str) -> dict[str, ParagraphStyle]:
     return {
         "title": ParagraphStyle("title", fontName=font, fontSize=16, leading=20, spaceAfter=4),
         "h2": ParagraphStyle("h2", fontName=font, fontSize=12, leading=15, spaceBefore=8,
@@ -87,14 +109,14 @@ def _percent(rate: Any) -> str:
 
 
 def _table(head: list[str], rows: Iterable[list[Any]], widths: list[float] | None = None,
-           *, text_columns: int = 1) -> Table:
+           *, font: str, text_columns: int = 1) -> Table:
     """A table with a header row; the first ``text_columns`` left-aligned, numbers right."""
     body = [[_text(cell) for cell in row] for row in rows]
     if not body:
         body = [["none in this selection", *[""] * (len(head) - 1)]]
     table = Table([head, *body], colWidths=widths, hAlign="LEFT", repeatRows=1)
     table.setStyle(TableStyle([
-        ("FONT", (0, 0), (-1, -1), _font(), 8.5),
+        ("FONT", (0, 0), (-1, -1), font, 8.5),
         ("BACKGROUND", (0, 0), (-1, 0), _HEAD),
         ("GRID", (0, 0), (-1, -1), 0.4, _GRID),
         ("ALIGN", (text_columns, 1), (-1, -1), "RIGHT"),
@@ -105,8 +127,8 @@ def _table(head: list[str], rows: Iterable[list[Any]], widths: list[float] | Non
     return table
 
 
-def _bars(counts: Mapping[str, Any], width: float = 80 * mm, *, keep_order: bool = False
-          ) -> Drawing | None:
+def _bars(counts: Mapping[str, Any], font: str, width: float = 80 * mm, *,
+          keep_order: bool = False) -> Drawing | None:
     """A horizontal bar chart of ``counts`` (label → number), or None when empty."""
     items = [(str(k), float(v)) for k, v in counts.items() if isinstance(v, int | float)]
     if not items or not any(v for _, v in items):
@@ -123,11 +145,11 @@ def _bars(counts: Mapping[str, Any], width: float = 80 * mm, *, keep_order: bool
     # reportlab draws the first category at the bottom: reverse so the largest is on top
     chart.data = [[v for _, v in reversed(items)]]
     chart.categoryAxis.categoryNames = [label[:22] for label, _ in reversed(items)]
-    chart.categoryAxis.labels.fontName = _font()
+    chart.categoryAxis.labels.fontName = font
     chart.categoryAxis.labels.fontSize = 7.5
     chart.categoryAxis.labels.boxAnchor = "e"
     chart.valueAxis.valueMin = 0
-    chart.valueAxis.labels.fontName = _font()
+    chart.valueAxis.labels.fontName = font
     chart.valueAxis.labels.fontSize = 7
     top = max(v for _, v in items)
     chart.valueAxis.valueMax = top * 1.15 if top else 1
@@ -135,7 +157,7 @@ def _bars(counts: Mapping[str, Any], width: float = 80 * mm, *, keep_order: bool
     chart.bars[0].fillColor = _BAR
     chart.bars[0].strokeColor = None
     chart.barLabelFormat = "%g"
-    chart.barLabels.fontName = _font()
+    chart.barLabels.fontName = font
     chart.barLabels.fontSize = 7
     chart.barLabels.boxAnchor = "w"
     chart.barLabels.dx = 2
@@ -150,6 +172,7 @@ def _counted(title: str, counts: Mapping[str, Any], styles: Mapping[str, Paragra
 
     Largest first, unless ``keep_order`` (for buckets with a natural order, like age).
     """
+    font = styles["body"].fontName
     total = sum(v for v in counts.values() if isinstance(v, int | float)) or 0
     ordered = list(counts.items()) if keep_order else sorted(
         counts.items(), key=lambda kv: (-float(kv[1] or 0), str(kv[0])))
@@ -158,14 +181,14 @@ def _counted(title: str, counts: Mapping[str, Any], styles: Mapping[str, Paragra
         rows = [[k, names.get(str(k), ""), v, _percent(v / total if total else None)]
                 for k, v in ordered]
         widths = [22 * mm, 30 * mm, 14 * mm, 16 * mm]
-        table = _table(head, rows, widths, text_columns=2)
+        table = _table(head, rows, widths, font=font, text_columns=2)
     else:
         head = [label or "value", "count", "share"]
         rows = [[k, v, _percent(v / total if total else None)] for k, v in ordered]
         widths = [40 * mm, 16 * mm, 18 * mm]
-        table = _table(head, rows, widths)
+        table = _table(head, rows, widths, font=font)
     chart = _bars({(f"{k} {names.get(str(k), '')}".strip() if names else str(k)): v
-                   for k, v in counts.items()}, keep_order=keep_order)
+                   for k, v in counts.items()}, font, keep_order=keep_order)
     body: Flowable = table
     if chart is not None:
         body = Table([[table, chart]], colWidths=[sum(widths) + 4 * mm, None], hAlign="LEFT",
@@ -183,9 +206,11 @@ def _describe(wanted: DashboardFilter) -> str:
 
 
 def render_pdf(figures: Mapping[str, Any], *, period: str, wanted: DashboardFilter,
-               org: OrgTree, viewer_unit: str, generated_at: datetime) -> bytes:
+               org: OrgTree, viewer_unit: str, generated_at: datetime,
+               font_file: Path | None = None) -> bytes:
     """The figures as an A4 PDF: tables and bar charts, Chinese text included."""
-    styles = _styles()
+    font = font_for(font_file)
+    styles = _styles(font)
     names = {code: _unit_name(org, code) for code in figures.get("volume", {}).get("by_unit", {})}
     volume = figures.get("volume", {})
     complaints = figures.get("complaints", {})
@@ -205,7 +230,7 @@ def render_pdf(figures: Mapping[str, Any], *, period: str, wanted: DashboardFilt
             ["recusals", figures.get("recusals", 0)],
             *[[f"kind: {k}", v] for k, v in sorted(volume.get("by_kind", {}).items())],
             *[[f"severity: {k}", v] for k, v in sorted(volume.get("by_severity", {}).items())],
-        ], [60 * mm, 25 * mm]),
+        ], [60 * mm, 25 * mm], font=font),
         _counted("By channel", volume.get("by_channel", {}), styles, "channel"),
         _counted("By category", volume.get("by_category", {}), styles, "category"),
         _counted("By unit", volume.get("by_unit", {}), styles, "unit", names),
@@ -215,7 +240,7 @@ def render_pdf(figures: Mapping[str, Any], *, period: str, wanted: DashboardFilt
                    [[name, t.get("met_on_time", 0), t.get("met_late", 0), t.get("overdue", 0),
                      t.get("running", 0), _percent(t.get("rate"))]
                     for name, t in figures.get("on_time", {}).items()],
-                   [45 * mm, 18 * mm, 18 * mm, 18 * mm, 18 * mm, 24 * mm]),
+                   [45 * mm, 18 * mm, 18 * mm, 18 * mm, 18 * mm, 24 * mm], font=font),
             Paragraph("The rate counts met-on-time over met (on time or late) plus overdue; "
                       "running clocks are not yet due.", styles["small"]),
         ]),
@@ -236,16 +261,17 @@ def render_pdf(figures: Mapping[str, Any], *, period: str, wanted: DashboardFilt
                 ["remediation on time", _percent(complaints.get("remediation_on_time_rate"))],
                 *[[f"complaints: {k}", _text(v)] for k, v in complaints.items()
                   if k not in _COMPLAINTS_DRAWN and not isinstance(v, Mapping | list)],
-            ], [70 * mm, 25 * mm]),
+            ], [70 * mm, 25 * mm], font=font),
         ]),
         _counted("Satisfaction survey", complaints.get("satisfaction", {}), styles, "answer"),
         KeepTogether([
             Paragraph("Top root causes", styles["h2"]),
-            _table(["root cause", "count"],
+            _table(["root cause category", "count"],
                    [list(pair) for pair in complaints.get("top_root_causes", [])],
-                   [70 * mm, 18 * mm]),
-            Paragraph("Root causes are free text, sealed when recorded: only values "
-                      "recorded before sealing are counted here.", styles["small"]),
+                   [70 * mm, 18 * mm], font=font),
+            Paragraph("The category chosen with each recorded root cause (the root cause "
+                      "itself is free text, sealed when recorded); the five most frequent.",
+                      styles["small"]),
         ]),
         KeepTogether([
             Paragraph("Confidentiality and supply chain", styles["h2"]),
@@ -255,7 +281,7 @@ def render_pdf(figures: Mapping[str, Any], *, period: str, wanted: DashboardFilt
                 ["supply-chain reports", figures.get("supply_chain", {}).get("reports", 0)],
                 ["negative-list changes",
                  figures.get("supply_chain", {}).get("negative_list_changes", 0)],
-            ], [70 * mm, 25 * mm]),
+            ], [70 * mm, 25 * mm], font=font),
         ]),
     ]
     other = [[metric, dimension, value] for metric, dimension, value in _flatten("", {
@@ -264,7 +290,7 @@ def render_pdf(figures: Mapping[str, Any], *, period: str, wanted: DashboardFilt
         story.append(KeepTogetherSplitAtTop([
             Paragraph("Other figures", styles["h2"]),
             _table(["figure", "dimension", "value"], other, [60 * mm, 40 * mm, 25 * mm],
-                   text_columns=2)]))
+                   font=font, text_columns=2)]))
     out = io.BytesIO()
     document = SimpleDocTemplate(
         out, pagesize=A4, leftMargin=16 * mm, rightMargin=16 * mm, topMargin=16 * mm,
@@ -273,7 +299,7 @@ def render_pdf(figures: Mapping[str, Any], *, period: str, wanted: DashboardFilt
 
     def footer(canvas: Any, doc: Any) -> None:
         canvas.saveState()
-        canvas.setFont(_font(), 7.5)
+        canvas.setFont(font, 7.5)
         canvas.drawString(16 * mm, 9 * mm, f"Hotline · {period} · confidential")
         canvas.drawRightString(A4[0] - 16 * mm, 9 * mm, f"page {doc.page}")
         canvas.restoreState()
@@ -289,10 +315,11 @@ def _unit_name(org: OrgTree, code: str) -> str:
 async def quarterly_pdf(request: web.Request) -> web.Response:
     """``?quarter=2026Q3`` (or ``?year=2026&quarter=3``) plus filters: the figures as PDF."""
     period, wanted, body = await quarter_figures(request)
-    org = request.app[DEPS].org
+    deps = request.app[DEPS]
     # reportlab is CPU-bound (tens of ms): keep the event loop free for other officers.
-    pdf = await asyncio.to_thread(render_pdf, body, period=period, wanted=wanted, org=org,
-                                  viewer_unit=request[ACCOUNT].unit, generated_at=utcnow())
+    pdf = await asyncio.to_thread(render_pdf, body, period=period, wanted=wanted, org=deps.org,
+                                  viewer_unit=request[ACCOUNT].unit, generated_at=utcnow(),
+                                  font_file=deps.settings.pdf_font_file)
     return web.Response(
         body=pdf, content_type="application/pdf",
         headers={"Content-Disposition": f'attachment; filename="hotline-{period}.pdf"',

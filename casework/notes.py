@@ -4,10 +4,11 @@ A note is sealed to the organisation key at once (HPKE; purpose ``message``, as 
 officer's message is sealed for the organisation — CONTRACT.md §6 fixes the purposes, and a
 note's record kind keeps it apart from messages) and kept as a
 record of kind ``case_note:<case id>``, keyed by time, so one case's notes are listed in
-order without reading any other case's. Notes never go to the reporter (they are not case
-messages). Writing is for handlers; reading opens every note and is an audited open like
-the content's (who, why). Access follows the case: unit scope, recusal and
-never-to-the-subject come from :func:`casework.app._visible_case`.
+order without reading any other case's (and the purge after retention removes them).
+Notes never go to the reporter (they are not case messages). Writing is for handlers;
+reading opens every note and is an audited open like the content's (who, why). Access
+follows the case: unit scope, recusal and never-to-the-subject come from
+:func:`casework.app._visible_case`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from hotline.crypto import Sealed, b64d, b64e, open_sealed, seal
 from hotline.domain.case import Account, Case
 from hotline.errors import ContractError, SealError, UnknownKey
 from hotline.logging import get_logger
+from hotline.retention import case_note_kind
 from hotline.services import append_audit
 from hotline.web import ApiError
 
@@ -39,7 +41,7 @@ _PURPOSE = "message"
 
 
 def _kind(case: Case) -> str:
-    return f"case_note:{case.id}"
+    return case_note_kind(case.id)  # the purge after retention deletes them by this kind
 
 
 def _sealed_doc(sealed: Sealed) -> dict[str, str]:

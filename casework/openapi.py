@@ -41,7 +41,14 @@ OPENAPI: dict[str, Any] = {
             "parameters": [
                 {"name": n, "in": "query", "required": False, "schema": s} for n, s in (
                     ("kind", {"enum": ["report", "complaint"]}),
-                    ("status", {"type": "string"}),
+                    ("status", {"enum": ["new", "in_progress", "answered", "closed",
+                                         "archived", "purged"],
+                                "description": "archived: closed cases that are archived "
+                                               "(archived_at set on closure; archived is a "
+                                               "flag, not a status, so summaries of these "
+                                               "cases say closed); closed: every closed "
+                                               "case, archived or not; purged: tombstones, "
+                                               "otherwise left out"}),
                     ("severity", {"enum": ["major", "high", "general", "low"]}),
                     ("unit", {"type": "string"}),
                     ("overdue", {"enum": ["true", "false"]}),

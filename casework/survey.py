@@ -13,22 +13,18 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+from aiohttp import web
 
+from casework.app import DEPS, _keyring, mail_reply, store_officer_message
 from hotline.contract import format_time
-from hotline.crypto import KeyRing, seal
-from hotline.domain.case import Case, CaseMessage
+from hotline.domain.case import Case, reporter_language
 from hotline.logging import get_logger
-from hotline.mail.config import load_mailboxes
-from hotline.mail.replies import queue_complaint_reply
-from hotline.org import OrgTree
-from hotline.ports import Bus, Store
 from hotline.services import append_audit
 from hotline.settings import Settings
 from hotline.surveys import SURVEY_KIND, new_token, token_hash
 from hotline.web import ApiError
 
-__all__ = ["check_configured", "send_invitation", "survey_language"]
+__all__ = ["check_configured", "send_invitation"]
 
 _log = get_logger("hotline.casework.survey")
 
@@ -44,15 +40,6 @@ _TEXT = {
 _ORG_NOTE = "Satisfaction survey sent to the complainant (the link is not kept here)."
 
 
-def survey_language(locale: str | None) -> str:
-    """One of the public pages' languages for a case's locale tag."""
-    tag = (locale or "").lower()
-    if not tag.startswith("zh"):
-        return "en"
-    traditional = any(p in ("hant", "tw", "hk", "mo") for p in tag.split("-")[1:])
-    return "zh-Hant" if traditional else "zh-Hans"
-
-
 def check_configured(settings: Settings) -> str:
     """The public base URL links point to; 503 when the installation has none."""
     if settings.public_base_url is None:
@@ -61,9 +48,10 @@ def check_configured(settings: Settings) -> str:
     return settings.public_base_url
 
 
-async def send_invitation(settings: Settings, store: Store, bus: Bus, org: OrgTree,
-                          ring: KeyRing, case: Case, *, actor: str, now: datetime) -> str:
+async def send_invitation(app: web.Application, case: Case, *, actor: str,
+                          now: datetime) -> str:
     """Create the survey record and send the link; returns the record key (token hash)."""
+    settings, store = app[DEPS].settings, app[DEPS].store
     base = check_configured(settings)
     token = new_token()
     key = token_hash(token)
@@ -72,24 +60,19 @@ async def send_invitation(settings: Settings, store: Store, bus: Bus, org: OrgTr
         "case_id": case.id, "sent_at": format_time(now), "expires_at": format_time(expires_at),
         "answered": False, "outcome": None, "answer_id": None, "done": False},
         expected_version=0)
-    language = survey_language(case.locale)
+    language = reporter_language(case)
     text = _TEXT[language].format(reference=case.reference, days=settings.survey_days,
                                   link=f"{base}/survey/{token}?lang={language}")
     del token
     channels = []
-    kid, public = ring.active_public_key()
-    message_id = "survey_" + secrets.token_urlsafe(15)
+    message_id = "survey_" + secrets.token_urlsafe(15)  # the e-mail's, if no message is kept
     if case.reply_key is not None:
-        await store.cases.add_message(CaseMessage(
-            id=message_id, case_id=case.id, at=now, author="officer", actor=actor,
-            sealed_for_org=seal(_ORG_NOTE.encode(), public, kid=kid, purpose="message"),
-            sealed_for_reporter=seal(text.encode(), X25519PublicKey.from_public_bytes(
-                case.reply_key), kid="receipt", purpose="message")))
+        # Shown on the follow-up page; the organisation's copy does not carry the link.
+        message_id = (await store_officer_message(app, case, text, actor,
+                                                  org_copy=_ORG_NOTE)).id
         channels.append("receipt")
-    outbound = await queue_complaint_reply(
-        store, bus, load_mailboxes(org, settings.mail_domain, settings.mailboxes_file),
-        mail_domain=settings.mail_domain, case=case, message_id=message_id, body=text,
-        private_key=ring.private_key(case.content.kid), kid=kid, public=public, actor=actor)
+    outbound = await mail_reply(app[DEPS], case, message_id, text,
+                                await _keyring(app, case.content.kid), actor)
     del text
     if outbound is not None:
         channels.append("email")

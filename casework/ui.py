@@ -249,8 +249,12 @@ async def case_page(request: web.Request) -> web.Response:
         engine = request.app[api.WORKFLOWS]
         state = workflow_of(case)
 
+        org = request.app[api.DEPS].org
+        units = {u.code: f"{u.code} · {u.name_zh or u.name}" for u in org}
         for spec in engine.allowed_actions(state, Actor(account.username, account.role)):
-            specs[spec.name] = [{"name": f.name, "type": f.type, "choices": list(f.choices),
+            specs[spec.name] = [{"name": f.name, "type": f.type, "optional": f.optional,
+                                 "choices": list(units if f.type == "unit" else f.choices),
+                                 "labels": units if f.type == "unit" else {},
                                  "keys": dict(f.keys)} for f in spec.fields]
     notes = None
     if opened is not None and account.role in NOTE_READERS:

@@ -26,7 +26,7 @@ from casework.app import (
 )
 from hotline.clock import utcnow
 from hotline.contract import format_time
-from hotline.domain.case import Account, Case, identities
+from hotline.domain.case import Account, Case, identities, reporter_language
 from hotline.errors import ConcurrencyConflict
 from hotline.ports import Record
 from hotline.services import append_audit
@@ -48,20 +48,6 @@ _NOTICE = {
            "bound to confidentiality. If you have concerns (for example about retaliation), "
            "reply here."),
 }
-_UNIT_LANGUAGE = {"HK": "zh-Hant", "OVERSEAS": "en"}
-
-
-def notice_language(case: Case) -> str:
-    """The language of the reporter's notices: the case's locale, else its unit's default."""
-    parts = (case.locale or "").lower().replace("_", "-").split("-")
-    if parts[0] == "en":
-        return "en"
-    if parts[0] == "zh":
-        traditional = "hant" in parts or any(p in ("tw", "hk", "mo") for p in parts[1:])
-        return "zh-Hant" if traditional else "zh-Hans"
-    return _UNIT_LANGUAGE.get(case.unit, "zh-Hans")
-
-
 def pseudonymise(content: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """The content without the reporter's identity, and whether there was one."""
     identity = content.pop("identity", None)
@@ -184,7 +170,7 @@ async def decide_disclosure(request: web.Request) -> web.Response:
         raise ApiError(409, "conflict", "the request was decided meanwhile") from None
     message_id = None
     if notice == "sent":
-        text = _NOTICE[notice_language(case)].format(date=decided_at.date().isoformat())
+        text = _NOTICE[reporter_language(case)].format(date=decided_at.date().isoformat())
         message_id = (await store_officer_message(request.app, case, text,
                                                   account.username)).id
     await append_audit(store, case.id, actor=account.username,

@@ -7,7 +7,7 @@ closure. "Archived" is that flag, not a status, so the status stays the workflow
 
 Once ``retention_until`` has passed, :class:`Purger` removes everything with content — the
 sealed report, its messages, the attachment blobs no other case names, mail-thread
-entries, survey and identity-disclosure records — and replaces the case by a tombstone
+entries, survey and identity-disclosure records, case notes — and replaces the case by a tombstone
 (id, reference, kind, category, unit, channel, opened/closed/purged dates, outcome; status
 ``purged``). The case's audit chain, which holds no content, stays and gets a
 ``case.purged`` event, so ``hotline audit verify`` still proves it. The receipt's keyed
@@ -34,7 +34,8 @@ from hotline.services import append_audit
 from hotline.settings import Settings
 
 __all__ = ["CASE_RECORD_KINDS", "PURGED", "PURGED_CONTENT", "PurgeReport", "Purger",
-           "archive_if_closed", "describe", "is_purged", "make_blob_store", "tombstone_of"]
+           "archive_if_closed", "case_note_kind", "describe", "is_purged", "make_blob_store",
+           "tombstone_of"]
 
 _log = get_logger("hotline.retention")
 
@@ -42,6 +43,7 @@ PURGED = "purged"
 PURGED_CONTENT = Sealed("purged", b"", b"")  # a tombstone's content: nothing
 # Record kinds that belong to one case (``doc["case_id"]``) and go with its content.
 CASE_RECORD_KINDS = ("survey", "disclosure")
+_CASE_NOTE_PREFIX = "case_note:"
 _PURGE_KIND = "purge"  # the record of a purge in progress (blob ids still to delete)
 _BLOB_ID = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
 _PAGE = 200
@@ -54,6 +56,12 @@ def archive_if_closed(case: Case, now: datetime, retention_days: int) -> Case:
     if case.status != "closed" or case.archived_at is not None:
         return case
     return replace(case, archived_at=now, retention_until=now + timedelta(days=retention_days))
+
+
+def case_note_kind(case_id: str) -> str:
+    """The record kind of one case's notes (casework/notes.py): a kind per case, so that its
+    notes list in order without reading any other case's, and the purge finds them all."""
+    return _CASE_NOTE_PREFIX + case_id
 
 
 def is_purged(case: Case) -> bool:
@@ -95,7 +103,7 @@ class Purger:
     """Purges cases whose retention ended; crash-safe and idempotent (see module doc).
 
     Each case goes through: a ``purge`` record naming the blobs to delete (written once,
-    before anything is deleted), the case's records, the tombstone (one store call that
+    before anything is deleted), the case's records and notes, the tombstone (one store call that
     also deletes messages and mail-thread entries), the blobs, the ``case.purged`` audit
     event, and last the removal of the ``purge`` record. A rerun after a crash at any step
     finds the ``purge`` record or the tombstone and finishes from there.
@@ -155,6 +163,10 @@ class Purger:
             for record in await self.store.records.list(kind):
                 if record.doc.get("case_id") == case.id:
                     await self.store.records.delete(kind, record.key)
+        # Notes are sealed, but still case content: the ciphertext goes with the rest.
+        notes = case_note_kind(case.id)
+        for record in await self.store.records.list(notes):
+            await self.store.records.delete(notes, record.key)
         if not is_purged(case):
             case = await self.store.cases.purge(tombstone_of(case, started),
                                                 expected_version=case.version)

@@ -50,6 +50,9 @@ class Settings:
     mailboxes_file: Path | None = None
     survey_days: int = 30
     retention_days: int = 1827
+    # A TrueType font (.ttf/.ttc) with CJK glyphs embedded in the dashboard's PDF export;
+    # None: casework/dashboard_pdf.py looks for WenQuanYi Micro Hei, else a CID font.
+    pdf_font_file: Path | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -114,7 +117,7 @@ _KNOWN = {
     "SMTP_URL", "PUBLIC_BASE_URL", "LOG_FORMAT", "LOG_LEVEL", "POW_DIFFICULTY",
     "POW_TTL_SECONDS", "MAX_BODY_BYTES", "FOLLOWUP_TOKEN_TTL_SECONDS", "SESSION_TTL_SECONDS",
     "MAIL_DOMAIN", "PORT", "SMTP_PORT", "BUS_DELIVERY_LIMIT", "MAILBOXES_FILE",
-    "SURVEY_DAYS", "RETENTION_DAYS",
+    "SURVEY_DAYS", "RETENTION_DAYS", "PDF_FONT_FILE",
 }
 
 # Records of processing are kept at least three years (DOMAIN.md, minimisation and
@@ -202,6 +205,7 @@ def load_settings(
         mailboxes_file=Path(mailboxes).absolute() if (mailboxes := get("MAILBOXES_FILE")) else None,
         survey_days=opt_int("SURVEY_DAYS", 30, 1, 365),
         retention_days=retention_days,
+        pdf_font_file=Path(font).absolute() if (font := get("PDF_FONT_FILE")) else None,
         extra={k: v for k, v in env.items() if k.removeprefix(_PREFIX) not in _KNOWN},
     )
 

@@ -20,7 +20,8 @@ if [ "${1:-dev}" = "test" ]; then
   command -v rabbitmq-server >/dev/null 2>&1 || need_apt+=(rabbitmq-server)
   command -v dovecot >/dev/null 2>&1 || need_apt+=(dovecot-imapd)
   command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
-  # A CJK font, so screenshots of the Chinese pages show text, not boxes.
+  # A CJK font, so screenshots of the Chinese pages show text, not boxes, and the quarterly
+  # PDF embeds it (casework/dashboard_pdf.py; production: deploy/README.md).
   [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need_apt+=(fonts-wqy-microhei)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -208,9 +208,14 @@ class _Cases:
         # --- retention (issue 5): tombstones only when asked for; cases past retention
         if not query.include_purged and query.status is None:
             clauses.append({"status": {"$ne": "purged"}})
+        if query.archived is not None:
+            if not isinstance(query.archived, bool):
+                raise ContractError("archived must be true or false", field="archived")
+            clauses.append({"archived_at": {"$type": "date"} if query.archived else None})
         if query.retention_before is not None:
+            # "$type" repeats the partial index's filter, so the planner may use that index.
             clauses.append({"status": {"$ne": "purged"}, "retention_until": {
-                "$lt": _moment(query.retention_before, "retention_before")}})
+                "$lt": _moment(query.retention_before, "retention_before"), "$type": "date"}})
         if query.after is not None:
             if not isinstance(query.after, tuple) or len(query.after) != 2:
                 raise ContractError("cursor must be (opened_at, id)", field="cursor")
@@ -572,6 +577,9 @@ class MongoStore:
         await cases.create_index([("workflow.assignee", ASCENDING), ("opened_at", DESCENDING),
                                   ("_id", DESCENDING)],
                                  partialFilterExpression={"workflow.assignee": {"$type": "string"}})
+        # The purge's "past retention" query: only archived cases have a retention end.
+        await cases.create_index([("retention_until", ASCENDING)],
+                                 partialFilterExpression={"retention_until": {"$type": "date"}})
         await self.collection("audit").create_index(
             [("case_id", ASCENDING), ("seq", ASCENDING)], unique=True)
         await self.collection("messages").create_index(

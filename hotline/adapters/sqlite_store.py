@@ -67,7 +67,9 @@ CREATE TABLE IF NOT EXISTS cases (
     excluded TEXT NOT NULL DEFAULT '[]',
     stub_unit TEXT,
     channel TEXT GENERATED ALWAYS AS (json_extract(doc, '$.channel')) VIRTUAL,
-    assignee TEXT GENERATED ALWAYS AS (json_extract(doc, '$.workflow.assignee')) VIRTUAL
+    assignee TEXT GENERATED ALWAYS AS (json_extract(doc, '$.workflow.assignee')) VIRTUAL,
+    retention_until TEXT GENERATED ALWAYS AS (json_extract(doc, '$.retention_until.__time__'))
+        VIRTUAL
 );
 CREATE INDEX IF NOT EXISTS cases_by_opened ON cases (opened_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS cases_by_unit ON cases (unit, opened_at DESC);
@@ -77,6 +79,8 @@ CREATE INDEX IF NOT EXISTS cases_by_fingerprint ON cases (fingerprint)
 CREATE INDEX IF NOT EXISTS cases_by_channel ON cases (channel, opened_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS cases_by_assignee ON cases (assignee, opened_at DESC, id DESC)
     WHERE assignee IS NOT NULL;
+CREATE INDEX IF NOT EXISTS cases_by_retention ON cases (retention_until)
+    WHERE retention_until IS NOT NULL AND status != 'purged';
 CREATE TABLE IF NOT EXISTS audit_events (
     case_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -146,6 +150,12 @@ def _text(value: object, name: str) -> str:
     return value
 
 
+def _flag(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ContractError(f"{name} must be true or false", field=name)
+    return value
+
+
 async def _migrate(db: aiosqlite.Connection) -> None:
     """Bring a cases table from an earlier version up to date (columns added since)."""
     # table_xinfo, not table_info: generated columns are hidden from the latter.
@@ -160,7 +170,11 @@ async def _migrate(db: aiosqlite.Connection) -> None:
                         ("channel", "TEXT GENERATED ALWAYS AS (json_extract(doc, '$.channel'))"
                                     " VIRTUAL"),
                         ("assignee", "TEXT GENERATED ALWAYS AS"
-                                     " (json_extract(doc, '$.workflow.assignee')) VIRTUAL")):
+                                     " (json_extract(doc, '$.workflow.assignee')) VIRTUAL"),
+                        # the purge's "past retention" query (archived cases only)
+                        ("retention_until", "TEXT GENERATED ALWAYS AS"
+                                            " (json_extract(doc, '$.retention_until.__time__'))"
+                                            " VIRTUAL")):
         if column not in columns:
             await db.execute(f"ALTER TABLE cases ADD COLUMN {column} {ddl}")
 
@@ -265,9 +279,12 @@ class _Cases(_Base):
         # --- retention (issue 5): tombstones only when asked for; cases past retention
         if not query.include_purged and query.status is None:
             clauses.append("status != 'purged'")
+        if query.archived is not None:
+            clauses.append("json_extract(doc, '$.archived_at') IS "
+                           + ("NOT NULL" if _flag(query.archived, "archived") else "NULL"))
         if query.retention_before is not None:
-            clauses.append("status != 'purged' AND json_extract(doc, '$.retention_until"
-                           ".__time__') < ?")
+            # Both terms as the partial index cases_by_retention states them, so it is used.
+            clauses.append("status != 'purged' AND retention_until < ?")
             params.append(_time(query.retention_before))
         if query.after is not None:
             opened_at, case_id = query.after

@@ -28,6 +28,7 @@ __all__ = [
     "followup_status",
     "identities",
     "is_system_chain",
+    "reporter_language",
 ]
 
 SEVERITIES = ("major", "high", "general", "low")
@@ -133,6 +134,23 @@ def followup_status(case: Case | None) -> str:
     return "in_progress"
 
 
+# Units whose reporters are written to in another language than 简体 when the case's
+# locale does not say (a post, phone or visit report).
+_UNIT_LANGUAGE = {"HK": "zh-Hant", "OVERSEAS": "en"}
+
+
+def reporter_language(case: Case) -> str:
+    """The language (``en``, ``zh-Hans`` or ``zh-Hant``: the public pages' languages) in
+    which the reporter or complainant is written to: the case's locale, else its unit's."""
+    parts = (case.locale or "").lower().replace("_", "-").split("-")
+    if parts[0] == "en":
+        return "en"
+    if parts[0] == "zh":
+        traditional = "hant" in parts or any(p in ("tw", "hk", "mo") for p in parts[1:])
+        return "zh-Hant" if traditional else "zh-Hans"
+    return _UNIT_LANGUAGE.get(case.unit, "zh-Hans")
+
+
 _RECEIVED = frozenset({"new", "registered", "acknowledged"})
 _ANSWERED = frozenset({"answered", "feedback_sent", "responded", "resolved"})
 
@@ -177,3 +195,6 @@ class CaseQuery:
     retention_before: datetime | None = None  # archived cases whose retention ended by then
     channel: str | None = None  # "web", "email", "post", "phone" or "visit"
     assignee: str | None = None  # username in the case's workflow["assignee"]
+    # True: only archived cases (archived_at set, hotline/retention.py); False: only those
+    # not archived. "Archived" is a flag on a closed case, not a status.
+    archived: bool | None = None

@@ -241,21 +241,48 @@ def _prefix_ok(marker: str) -> bool:
     return not re.fullmatch(r"[\u4e00-\u9fff]+", marker) or marker in ("人民币", "港币", "美金")
 
 
-_COUNT = rf"(?P<n>{NUMBER}|(?<![a-z]){_EN_NUMBER}(?![a-z]))(?:多|余|\+)?"
+_COUNT = rf"(?P<n>{NUMBER}|(?<![a-z])(?:{_EN_NUMBER})(?![a-z]))(?:多|余|\+)?"
+# Where a pattern that starts with a number can start: a digit or numeral, or an English
+# number word at a word start. Finding these once per text lets a pattern that begins with
+# {n} be tried only there instead of at every character (the same matches as finditer).
+_COUNT_START = re.compile(rf"[\d{_NUM_CHARS[4:]}.]|(?<![a-z])(?:{_EN_NUMBER})(?![a-z])")
+
+
+@dataclass(frozen=True)
+class _FactPattern:
+    regex: re.Pattern[str]
+    leading_number: bool  # the pattern begins with {n}
 
 
 @functools.lru_cache(maxsize=1024)
-def _fact_pattern(raw: str) -> re.Pattern[str]:
-    return re.compile(normalise(raw).replace("{n}", _COUNT))
+def _fact_pattern(raw: str) -> _FactPattern:
+    normalised = normalise(raw)
+    return _FactPattern(re.compile(normalised.replace("{n}", _COUNT)),
+                        normalised.startswith("{n}"))
+
+
+def _matches(pattern: _FactPattern, text: str, starts: Sequence[int]) -> Iterable[re.Match[str]]:
+    """``pattern.regex.finditer(text)``, trying a leading-number pattern only at ``starts``."""
+    if not pattern.leading_number:
+        yield from pattern.regex.finditer(text)
+        return
+    end = 0
+    for start in starts:
+        if start < end:
+            continue  # finditer does not return overlapping matches
+        match = pattern.regex.match(text, start)
+        if match is not None:
+            yield match
+            end = max(match.end(), start + 1)
 
 
 def count_facts(text: str, patterns: Mapping[str, Sequence[str]]) -> dict[str, int]:
     """Largest count per fact: ``{n}`` stands for a number (digits, 中文 or English words)."""
     counts: dict[str, int] = {}
+    starts = [m.start() for m in _COUNT_START.finditer(text)]
     for fact, fact_patterns in patterns.items():
         for raw in fact_patterns:
-            regex = _fact_pattern(raw)
-            for match in regex.finditer(text):
+            for match in _matches(_fact_pattern(raw), text, starts):
                 number = parse_number(match.group("n"))
                 if number is not None:
                     counts[fact] = max(counts.get(fact, 0), int(number))

@@ -20,7 +20,8 @@ __all__ = [
     "validate_workflows",
 ]
 
-FIELD_TYPES = ("text", "choice", "true", "int", "date", "object")
+# "unit": an organisation unit's code (the engine checks it against the tree it is given).
+FIELD_TYPES = ("text", "choice", "unit", "true", "int", "date", "object")
 CLOCK_UNITS = ("wd", "d", "month")
 _FIELD_KEYS = {"type", "choices", "min", "max", "keys", "optional"}
 _CLOCK_KEYS = {"label", "amount", "unit", "start", "stop", "pause", "resume", "remind_days"}

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -232,15 +233,19 @@ class WorkflowEngine:
     """Interprets workflow definitions on a working-day calendar."""
 
     def __init__(self, definitions: Mapping[str, WorkflowDefinition],
-                 calendar: WorkCalendar | None = None) -> None:
+                 calendar: WorkCalendar | None = None, *,
+                 units: Collection[str] | None = None) -> None:
+        """``units``: the organisation's unit codes, which a ``unit`` field must name;
+        without them only the form of a code is checked."""
         self.definitions = dict(definitions)
         self.calendar = calendar if calendar is not None else WorkCalendar.default()
+        self.units = None if units is None else frozenset(units)
 
     @classmethod
-    def load(cls, path: Path | None = None,
-             calendar: WorkCalendar | None = None) -> WorkflowEngine:
+    def load(cls, path: Path | None = None, calendar: WorkCalendar | None = None, *,
+             units: Collection[str] | None = None) -> WorkflowEngine:
         """Engine over ``path`` (or the packaged ``workflows.toml``)."""
-        return cls(load_definitions(path), calendar)
+        return cls(load_definitions(path), calendar, units=units)
 
     def definition_for(self, kind: str, flow: str, real_name: bool) -> WorkflowDefinition:
         """The workflow for a kind × flow × anonymity (anonymity only matters for reports)."""
@@ -381,7 +386,7 @@ class WorkflowEngine:
         refusal = self._refusal(definition, spec, state, actor)
         if refusal is not None:
             raise refusal
-        values = _validated(spec.fields, fields)
+        values = _validated(spec.fields, fields, self.units)
         target = self._target(spec, state, values)
         record = {**state.record, spec.name: {**values, "actor": actor.username,
                                               "at": now.isoformat()}}
@@ -440,14 +445,18 @@ class WorkflowEngine:
         return clocks
 
 
-def _validated(specs: Sequence[FieldSpec], fields: Mapping[str, Any]) -> dict[str, Any]:
+_UNIT_CODE = re.compile(r"[A-Z0-9][A-Z0-9-]{0,39}")  # as units.toml allows (hotline/org.py)
+
+
+def _validated(specs: Sequence[FieldSpec], fields: Mapping[str, Any],
+               units: frozenset[str] | None) -> dict[str, Any]:
     problems: dict[str, str] = {}
     values: dict[str, Any] = {}
     for spec in specs:
         value = fields.get(spec.name)
         if spec.optional and (value is None or value == ""):
             continue
-        problem = _check_value(spec.type, spec, value)
+        problem = _check_value(spec.type, spec, value, units)
         if problem:
             problems[spec.name] = problem
         else:
@@ -458,13 +467,18 @@ def _validated(specs: Sequence[FieldSpec], fields: Mapping[str, Any]) -> dict[st
     return values
 
 
-def _check_value(kind: str, spec: FieldSpec, value: Any) -> str | None:
+def _check_value(kind: str, spec: FieldSpec, value: Any,
+                 units: frozenset[str] | None = None) -> str | None:
     if value is None or value == "":
         return "required"
     if kind == "text":
         return None if isinstance(value, str) and value.strip() else "must be text"
     if kind == "choice":
         return None if value in spec.choices else f"must be one of {', '.join(spec.choices)}"
+    if kind == "unit":
+        if not isinstance(value, str) or not _UNIT_CODE.fullmatch(value):
+            return "must be a unit code"
+        return None if units is None or value in units else "is not an organisation unit"
     if kind == "true":
         return None if value is True else "must be true (confirm it was done)"
     if kind == "int":
@@ -486,6 +500,6 @@ def _check_value(kind: str, spec: FieldSpec, value: Any) -> str | None:
         if not isinstance(value, Mapping):
             return f"must be an object with {', '.join(spec.keys)}"
         inner = [f"{key} {problem}" for key, sub in spec.keys.items()
-                 if (problem := _check_value(sub, FieldSpec(key, sub), value.get(key)))]
+                 if (problem := _check_value(sub, FieldSpec(key, sub), value.get(key), units))]
         return "; ".join(inner) or None
     return f"unknown field type {kind!r}"

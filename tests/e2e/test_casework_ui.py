@@ -207,6 +207,7 @@ async def test_officers_close_a_major_report_and_a_complaint_in_the_browser(
         assert "investigating" == await act(handler, "accept_complaint")
         assert "resolved" == await act(
             handler, "record_resolution", root_cause="billing batch ran twice",
+            root_cause_category="billing_error",
             **{"corrective_action.owner": "billing team", "corrective_action.due": "2026-12-31"})
         assert 0 == await handler.page.locator("#action-verify_remediation").count()
         await chief.page.goto(f"{dev.internal}/ui/cases/{complaint['id']}")

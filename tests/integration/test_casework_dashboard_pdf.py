@@ -13,7 +13,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pypdf import PdfReader
 
+from casework import dashboard_pdf
 from casework.app import CaseworkDeps, create_app
+from casework.dashboard import DashboardFilter
+from hotline.org import load_org
 from hotline.services import add_account
 from tests.support.casework_cases import sealed_case
 from tests.support.embedded import embedded
@@ -46,7 +49,10 @@ async def client(tmp_path: Path, aiohttp_client: ClientFactory) -> AsyncIterator
                           workflow=recorded(propose_disposition={"disposition": "談話函詢"}))
         await sealed_case(env, "gd-design", unit="GD-DESIGN", channel="phone", opened=Q3,
                           kind="complaint", category="service_quality",
-                          workflow=recorded(record_survey={"survey_result": "satisfied"}))
+                          workflow=recorded(record_survey={"survey_result": "satisfied"},
+                                            record_resolution={
+                                                "root_cause": {"sealed": {"kid": "k"}},
+                                                "root_cause_category": "billing_error"}))
         for n in range(7):  # Sichuan's cases: HQ counts them, GD must not
             await sealed_case(env, f"sc-{n}", unit="SC", channel="visit", opened=Q3)
         await sealed_case(env, "gd-q2", opened=Q3 - timedelta(days=60))
@@ -62,6 +68,19 @@ async def pdf_text(client: TestClient, who: str, query: str) -> tuple[int, str]:
     assert "application/pdf" == resp.content_type
     reader = PdfReader(io.BytesIO(await resp.read()))
     return 200, "\n".join(page.extract_text() for page in reader.pages)
+
+
+def fonts(pdf: bytes) -> dict[str, bool]:
+    """Each font the PDF's pages use (base name) and whether its glyphs are embedded."""
+    found: dict[str, bool] = {}
+    for page in PdfReader(io.BytesIO(pdf)).pages:
+        resources: Any = page["/Resources"]
+        for ref in resources["/Font"].values():
+            font = ref.get_object()
+            descriptor = font["/FontDescriptor"].get_object() if "/FontDescriptor" in font \
+                else {}
+            found[str(font["/BaseFont"])] = "/FontFile2" in descriptor
+    return found
 
 
 def figure(text: str, label: str) -> str:
@@ -84,6 +103,7 @@ async def test_pdf_has_the_quarter_figures_and_chinese_text(client: TestClient) 
     assert "1" == figure(text, "錯告")
     assert re.search(r"satisfied rate \(of answered surveys\)\s+100.0 %", text), "satisfied"
     assert re.search(r"acknowledge\s+3\s+0\s+0\s+0\s+100.0 %", text), "on-time table"
+    assert "1" == figure(text, "billing_error")  # top root causes, by category
 
 
 async def test_pdf_counts_only_the_callers_scope(client: TestClient) -> None:  # type: ignore[type-arg]
@@ -113,6 +133,44 @@ async def test_csv_export_takes_the_same_quarter_form(client: TestClient) -> Non
     headers = await officer_headers(client, "hq-super", PASSWORD)
     resp = await client.get("/api/v1/dashboard/quarterly.csv?quarter=2026Q3", headers=headers)
     assert 200 == resp.status
-    assert "2026-Q3,volume,total,10" in await resp.text()
+    csv_text = await resp.text()
+    assert "2026-Q3,volume,total,10" in csv_text
+    assert "2026-Q3,complaints.top_root_causes,billing_error,1" in csv_text
     resp = await client.get("/api/v1/dashboard/quarterly.csv?quarter=2026-Q9", headers=headers)
     assert 400 == resp.status
+
+
+def a_pdf(font_file: Path | None) -> bytes:
+    return dashboard_pdf.render_pdf(
+        {"volume": {"total": 1, "by_unit": {"GD-DESIGN": 1}}}, period="2026-Q3",
+        wanted=DashboardFilter(), org=load_org(), viewer_unit="HQ",
+        generated_at=Q3, font_file=font_file)
+
+
+@pytest.mark.skipif(not dashboard_pdf.DEFAULT_FONT_FILES[0].is_file(),
+                    reason="fonts-wqy-microhei is not installed (scripts/bootstrap.sh does)")
+def test_the_chinese_font_is_embedded(tmp_path: Path) -> None:
+    """With WenQuanYi Micro Hei installed (or named by HOTLINE_PDF_FONT_FILE) the glyphs
+    travel in the PDF, so a reader without Chinese fonts still shows the unit names."""
+    for font_file in (None, dashboard_pdf.DEFAULT_FONT_FILES[0]):
+        used = {name: embedded for name, embedded in fonts(a_pdf(font_file)).items()
+                if name != "/Helvetica"}  # reportlab's initial page font, one of the 14
+        assert used
+        assert all(used.values()), used
+        assert all("WenQuanYi" in name for name in used), used
+
+
+def test_without_a_font_file_the_cid_font_is_the_fallback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A configured file that is not a font, and no default installed: STSong-Light, still
+    with extractable Chinese text."""
+    monkeypatch.setattr(dashboard_pdf, "DEFAULT_FONT_FILES", ())
+    dashboard_pdf.font_for.cache_clear()
+    bogus = tmp_path / "not-a-font.ttf"
+    bogus.write_bytes(b"not a font")
+    try:
+        pdf = a_pdf(bogus)
+    finally:
+        dashboard_pdf.font_for.cache_clear()
+    assert "/STSong-Light" in fonts(pdf)
+    assert "广东设计院" in PdfReader(io.BytesIO(pdf)).pages[0].extract_text()

@@ -11,8 +11,11 @@ from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
 
 from casework.app import CaseworkDeps, create_app
+from hotline.casefile import apply_workflow
+from hotline.clock import utcnow
 from hotline.domain.case import Case
 from hotline.services import add_account
+from hotline.workflow import Actor, WorkflowEngine
 from tests.support.casework_cases import sealed_case
 from tests.support.embedded import embedded
 
@@ -106,3 +109,45 @@ async def test_supervisor_must_enrol_and_sign_out_ends_the_session(
                                              client.make_url("/ui/"))
     resp = await client.get("/ui/enrol", allow_redirects=False)
     assert (303, "/ui/login") == (resp.status, resp.headers["Location"])  # replay refused
+
+
+async def test_choice_and_unit_fields_are_selects_to_choose_from(
+        tmp_path: Path, aiohttp_client: ClientFactory) -> None:
+    """root_cause_category and target_unit are selects starting with an empty "choose…"
+    (nothing is picked silently); a unit outside the organisation is refused."""
+    async with embedded(tmp_path) as env:
+        await add_account(env.store, env.org, "gd-officer", unit="GD", role="officer",
+                          password=PASSWORD)
+        engine, officer, now = WorkflowEngine.load(), Actor("gd-officer", "officer"), utcnow()
+        cases = {}
+        for kind, actions in (("complaint", ("acknowledge", "accept_complaint")),
+                              ("report", ("acknowledge",))):
+            case = await sealed_case(env, kind, kind=kind)
+            state = engine.start(engine.definition_for(kind, "general", False), case.opened_at)
+            for action in actions:
+                state = engine.apply(state, action, officer, {}, now)
+            cases[kind] = await env.store.cases.update(apply_workflow(case, state, engine),
+                                                       expected_version=case.version)
+        client = await aiohttp_client(create_app(CaseworkDeps(
+            env.settings, env.store, env.bus, env.org, env.master)))
+        await sign_in(client, "gd-officer")
+
+        def select(page: str, name: str) -> str:
+            found = re.search(rf'<select name="f\.{name}" required>\s*'
+                              r'<option value="">choose…</option>(.*?)</select>', page, re.S)
+            assert found is not None, name
+            return found[1]
+
+        page = await (await client.get(f"/ui/cases/{cases['complaint'].id}")).text()
+        assert 'value="billing_error"' in select(page, "root_cause_category")
+        page = await (await client.get(f"/ui/cases/{cases['report'].id}")).text()
+        assert '<option value="HQ">HQ · ' in select(page, "target_unit")
+        report = cases["report"]
+        for unit, status in (("XX", "acknowledged"), ("HQ", "forwarded")):
+            resp = await client.post(f"/ui/cases/{report.id}/actions", allow_redirects=False,
+                                     data={"csrf": csrf_of(page), "action": "forward",
+                                           "f.target_unit": unit, "f.reason": "the GM"})
+            assert 303 == resp.status
+            stored = await env.store.cases.get(report.id)
+            assert stored is not None
+            assert (unit, status) == (unit, stored.status)

@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from structlog.testing import capture_logs
 
 from casework.app import CaseworkDeps, create_app
 from hotline.adapters.sqlite_store import SqliteStore
+from hotline.clock import utcnow
 from hotline.domain.case import CaseQuery
 from hotline.services import add_account
 from router.worker import Router
@@ -408,6 +410,29 @@ async def test_queue_filters_by_channel_and_assignee(world: World) -> None:
     assert phone.reference not in page
     assert 'name="channel"' in page
     assert 'name="assigned" value="me" checked' in page
+
+
+async def test_status_archived_lists_the_closed_and_archived_cases(world: World) -> None:
+    """Archived is a flag on a closed case: status=archived lists closed cases that carry it,
+    status=closed every closed case; both show the status closed."""
+    archived, legacy = (await sealed_case(world.env, "archived"),
+                        await sealed_case(world.env, "closed-before-archiving"))
+    await sealed_case(world.env, "open")
+    now = utcnow()
+    for case, archived_at in ((archived, now), (legacy, None)):
+        await world.env.store.cases.update(replace(
+            case, status="closed", archived_at=archived_at,
+            retention_until=None if archived_at is None else now + timedelta(days=1827)),
+            expected_version=case.version)
+    headers = await officer_headers(world.client, "gd-officer", PASSWORD)
+
+    async def listed(status: str) -> list[tuple[str, str]]:
+        resp = await world.client.get(f"/api/v1/cases?status={status}", headers=headers)
+        assert 200 == resp.status, await resp.text()
+        return sorted((c["id"], c["status"]) for c in (await resp.json())["items"])
+
+    assert [(archived.id, "closed")] == await listed("archived")
+    assert sorted([(archived.id, "closed"), (legacy.id, "closed")]) == await listed("closed")
 
 
 async def test_an_older_database_gains_the_filter_columns(tmp_path: Path) -> None:

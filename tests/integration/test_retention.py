@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient
 
 from casework.app import CaseworkDeps
 from casework.app import create_app as casework_app
+from hotline.adapters.sqlite_store import SqliteStore
 from hotline.blobs import FileBlobStore
 from hotline.contract import Submission
 from hotline.crypto import KeyRing, receipt_reply_public_key, seal
@@ -166,6 +167,13 @@ async def test_purge_leaves_a_tombstone_and_nothing_readable(
     await env.store.records.put("disclosure", f"{case_id}/r1", {"case_id": case_id,
                                                                 "reason": "MARKER-RECORD"},
                                 expected_version=0)
+    officer = await officer_headers(casework, "gd-officer", PASSWORD)
+    noted = await casework.post(f"/api/v1/cases/{case_id}/notes",
+                                json={"body": "MARKER-NOTE interviewed the site manager"},
+                                headers=officer)
+    assert 201 == noted.status, await noted.text()
+    [note] = await env.store.records.list(f"case_note:{case_id}")
+    markers.append(note.doc["sealed"]["ciphertext"][:40].encode())
     await past_retention(env, case_id)
     supervisor = await officer_headers(casework, "gd-super", PASSWORD)
     dashboard = await (await casework.get("/api/v1/dashboard", headers=supervisor)).json()
@@ -185,6 +193,7 @@ async def test_purge_leaves_a_tombstone_and_nothing_readable(
     assert [] == await env.store.cases.messages(case_id)
     assert await blobs.get(blob) is None
     assert await env.store.records.list("disclosure") == []
+    assert [] == await env.store.records.list(f"case_note:{case_id}")
     assert await env.store.mail_threads.case_for(["<thread@example.cn>"]) is None
     raw = file_bytes(env)
     for marker in [*markers, b"MARKER-RECORD"]:
@@ -196,7 +205,6 @@ async def test_purge_leaves_a_tombstone_and_nothing_readable(
                                        hotline_env(env.settings.data_dir))
     assert 0 == verified.returncode, verified.stdout + verified.stderr
 
-    officer = await officer_headers(casework, "gd-officer", PASSWORD)
     assert 410 == (await casework.get(f"/api/v1/cases/{case_id}?reason=x",
                                       headers=officer)).status
     assert 410 == (await casework.post(f"/api/v1/cases/{case_id}/messages",
@@ -217,6 +225,7 @@ async def test_purge_leaves_a_tombstone_and_nothing_readable(
     again = await purger(env, blobs).run(datetime.now(UTC))
     assert ([], []) == (again.due, again.purged)
     assert events == await env.store.audit.events(case_id)
+    assert [] == await env.store.records.list(f"case_note:{case_id}")
     assert await env.store.cases.get(keep_id) is not None
 
 
@@ -240,6 +249,8 @@ async def test_a_crash_mid_purge_is_finished_by_the_next_run(
     blob = await put_blob(env, blobs)
     case_id = await file_report(env, router, blob)
     await env.store.records.put("survey", "f" * 64, {"case_id": case_id}, expected_version=0)
+    await env.store.records.put(f"case_note:{case_id}", "2026-01-01T00:00:00Z_n_1",
+                                {"case_id": case_id, "sealed": {}}, expected_version=0)
     await past_retention(env, case_id)
     target: Any = {"records": env.store.records, "tombstone": env.store.cases,
                    "blobs": blobs, "audit": env.store.audit}[crash_at]
@@ -266,6 +277,7 @@ async def test_a_crash_mid_purge_is_finished_by_the_next_run(
     assert "purged" == case.status
     assert await blobs.get(blob) is None
     assert [] == await env.store.records.list("survey")
+    assert [] == await env.store.records.list(f"case_note:{case_id}")
     assert [] == await env.store.records.list("purge")
     assert 1 == sum(e.type == "case.purged" for e in await env.store.audit.events(case_id))
     assert (await verify_audit(env.store)).ok
@@ -297,3 +309,37 @@ async def test_dry_run_changes_nothing(
     assert "purged" == case.status
     assert [] == await env.store.cases.query(CaseQuery(units=None, retention_before=datetime.now(
         UTC)))
+
+
+async def test_the_past_retention_query_uses_an_index_also_on_an_older_database(
+        tmp_path: Path) -> None:
+    """An older cases table gains the retention_until column and index on open, and the
+    purge's query searches that index instead of scanning every case."""
+    async with embedded(tmp_path / "old") as env:
+        router = Router(store=env.store, bus=RecordingBus(env.bus), org=env.org,
+                        master=env.master)
+        blobs = FileBlobStore(env.settings.data_dir / "blobs")
+        case_id = await file_report(env, router, await put_blob(env, blobs))
+        await file_report(env, router, await put_blob(env, blobs, b"other file"),
+                          receipt="ABCDEFGHJKMNPQRSTVWX")
+        await past_retention(env, case_id)
+        async with env.store.transaction() as db:
+            for statement in ("DROP INDEX cases_by_retention",
+                              "ALTER TABLE cases DROP COLUMN retention_until"):
+                await db.execute(statement)
+        path = env.settings.data_dir / "hotline.sqlite3"
+    reopened = SqliteStore(path)
+    await reopened.open()
+    try:
+        found = await reopened.cases.query(CaseQuery(units=None,
+                                                     retention_before=datetime.now(UTC)))
+        assert [case_id] == [c.id for c in found]
+        async with reopened.transaction() as db:
+            cursor = await db.execute(
+                "EXPLAIN QUERY PLAN SELECT doc FROM cases WHERE status != 'purged' AND "
+                "status != 'purged' AND retention_until < ? ORDER BY opened_at DESC, id DESC "
+                "LIMIT 200", ("2026-01-01T00:00:00.000Z",))
+            plan = " ".join(str(row[-1]) for row in await cursor.fetchall())
+        assert "USING INDEX cases_by_retention" in plan
+    finally:
+        await reopened.close()

@@ -267,6 +267,36 @@ async def test_query_filters(store: Store, query: CaseQuery, expected: str) -> N
     assert [ids[label] for label in expected] == [case.id for case in found]
 
 
+async def test_query_archived_and_past_retention(store: Store) -> None:
+    """archived=True/False splits closed cases on the archive flag; retention_before finds the
+    archived cases whose retention ended, tombstones excluded."""
+    ids = await open_query_cases(store)
+    ended, running = T0 - timedelta(days=1), T0 + timedelta(days=1826)
+    for label, until in (("c", ended), ("b", running)):
+        case = await store.cases.get(ids[label])
+        assert case is not None
+        await store.cases.update(replace(case, status="closed", archived_at=T0,
+                                         retention_until=until), expected_version=case.version)
+
+    async def labels(query: CaseQuery) -> str:
+        by_id = {case_id: label for label, case_id in ids.items()}
+        return "".join(by_id[case.id] for case in await store.cases.query(query))
+
+    assert "cb" == await labels(CaseQuery(units=None, status="closed", archived=True))
+    assert "fedcba" == await labels(CaseQuery(units=None))
+    assert "feda" == await labels(CaseQuery(units=None, archived=False))
+    assert "c" == await labels(CaseQuery(units=None, retention_before=T0))
+    assert "cb" == await labels(CaseQuery(units=None, retention_before=running
+                                          + timedelta(seconds=1)))
+    tombstone = await store.cases.get(ids["c"])
+    assert tombstone is not None
+    await store.cases.purge(replace(tombstone, status="purged"),
+                            expected_version=tombstone.version)
+    assert "" == await labels(CaseQuery(units=None, retention_before=T0))
+    with pytest.raises(ContractError):
+        await store.cases.query(CaseQuery(units=None, archived="yes"))  # type: ignore[arg-type]
+
+
 async def test_query_pages_each_case_exactly_once_newest_first(store: Store) -> None:
     """Keyset pages of 10 over 25 cases (some opened at the same instant) miss and repeat none."""
     cases = [make_case(n, opened_at=T0 + timedelta(minutes=n // 3)) for n in range(1, 26)]

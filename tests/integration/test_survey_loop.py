@@ -109,6 +109,7 @@ async def work_to_survey(casework: TestClient, case_id: str) -> dict[str, str]: 
     await act(casework, officer, case_id, "send_written_notice", notice_sent=True)
     await act(casework, officer, case_id, "accept_complaint")
     await act(casework, officer, case_id, "record_resolution", root_cause="billing ran twice",
+              root_cause_category="billing_error",
               corrective_action={"owner": "billing team", "due": "2026-12-31"})
     await act(casework, chief, case_id, "verify_remediation", verified=True)
     await act(casework, officer, case_id, "send_response", response_sent=True)

@@ -7,16 +7,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hotline.triage import (
+    RuleSet,
     TriageInput,
     TriageResult,
+    _text,
     content_fingerprint,
     default_engine,
     normalise,
     parse_amounts,
     validate_config,
 )
+from hotline.triage._text import count_facts
 
 pytestmark = pytest.mark.unit
 
@@ -219,3 +224,37 @@ def test_public_dict_carries_no_subject_names() -> None:
                     subjects=[{"name": "陈国强", "unit": "GD", "position": "总经理"}])
     assert ("陈国强" in str(result.to_dict()), "陈国强" in str(result.public_dict())) == (
         True, False)
+
+
+# -- count_facts tries number-led patterns only where a number starts --------------------
+
+_FACT_ALPHABET = [*"0123456789一二两三十百千万亿多余人名位死亡受伤工户次 .,", "three", "five",
+                  "ten", "a dozen", "dozens of", " killing ", "people", "died", "workers",
+                  "one", "someone", "hundreds of", "households", "times"]
+
+
+def _count_facts_everywhere(text: str) -> dict[str, int]:
+    """The reference: every pattern run by finditer at every position."""
+    counts: dict[str, int] = {}
+    for fact, raws in RuleSet.load().counts.items():
+        for raw in raws:
+            for match in _text._fact_pattern(raw).regex.finditer(text):
+                number = _text.parse_number(match.group("n"))
+                if number is not None:
+                    counts[fact] = max(counts.get(fact, 0), int(number))
+    return counts
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_FACT_ALPHABET), max_size=40).map("".join))
+def test_count_facts_equals_trying_every_position(text: str) -> None:
+    normalised = normalise(text)
+    assert count_facts(normalised, RuleSet.load().counts) == _count_facts_everywhere(normalised)
+
+
+def test_english_number_words_count_only_as_whole_words() -> None:
+    # "someone" ends in "one": it is not the number one (the look-behind once covered only
+    # the first of the number words).
+    counts = RuleSet.load().counts
+    assert count_facts(normalise("someone households were cut off"), counts) == {}
+    assert count_facts(normalise("one households were cut off"), counts) == {"households": 1}

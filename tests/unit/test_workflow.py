@@ -59,6 +59,7 @@ COMPLAINT_PATH: list[tuple[str, Actor, Mapping[str, Any]]] = [
     ("acknowledge", SYSTEM, {}),
     ("accept_complaint", OFFICER, {}),
     ("record_resolution", OFFICER, {"root_cause": "meter firmware",
+                                    "root_cause_category": "network_or_supply_fault",
                                     "corrective_action": {"owner": "ops.gd",
                                                           "due": "2026-11-30"}}),
     ("verify_remediation", SUPERVISOR, {"verified": True}),
@@ -119,6 +120,31 @@ def test_missing_and_invalid_fields_are_422(engine: WorkflowEngine) -> None:
         engine.apply(state, "propose_disposition", OFFICER, {"disposition": "ignore"}, OPENED)
     assert (422, ["collective_review", "disposition"]) == (caught.value.status,
                                                            sorted(caught.value.problems))
+
+
+def test_root_cause_needs_its_category(engine: WorkflowEngine) -> None:
+    """record_resolution asks for a root-cause category from the list, beside the text."""
+    state = walk(engine, engine.start(engine.definition_for("complaint", "general", False),
+                                      OPENED), COMPLAINT_PATH[:2])
+    fields = dict(COMPLAINT_PATH[2][2])
+    for category in (None, "", "the meter"):
+        with pytest.raises(InvalidActionFields) as caught:
+            engine.apply(state, "record_resolution", OFFICER,
+                         {**fields, "root_cause_category": category}, OPENED)
+        assert ["root_cause_category"] == sorted(caught.value.problems)
+
+
+def test_a_forward_names_a_unit_of_the_organisation() -> None:
+    """target_unit is a unit code, checked against the units the engine was given."""
+    engine = WorkflowEngine.load(units={"HQ", "GD"})
+    start = engine.start(engine.definition_for("report", "serious", False), OPENED)
+    state = walk(engine, start, [("acknowledge", SYSTEM, {})])
+    for bad in ("XX", "hq", "HQ; drop", {"$ne": ""}):
+        with pytest.raises(InvalidActionFields) as caught:
+            engine.apply(state, "forward", OFFICER, {"target_unit": bad, "reason": "r"}, OPENED)
+        assert ["target_unit"] == sorted(caught.value.problems)
+    assert "forwarded" == engine.apply(state, "forward", OFFICER,
+                                       {"target_unit": "HQ", "reason": "r"}, OPENED).state
 
 
 def test_unknown_action_is_422(engine: WorkflowEngine) -> None:
