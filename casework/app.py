@@ -15,8 +15,14 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from prometheus_client import Counter
 
 from casework.accounts import SignIn, password_version, session_claims
-from casework.openapi import OPENAPI
-from hotline.casefile import apply_workflow, map_sealed_values, seal_action_text, workflow_of
+from casework.openapi import openapi_document
+from hotline.casefile import (
+    apply_workflow,
+    case_statuses,
+    map_sealed_values,
+    seal_action_text,
+    workflow_of,
+)
 from hotline.checkpoints import verify_everything
 from hotline.clock import utcnow
 from hotline.contract import CHANNELS, format_time, parse_time
@@ -37,7 +43,7 @@ from hotline.mail.replies import queue_complaint_reply
 from hotline.org import OrgTree
 from hotline.ports import Bus, Store
 from hotline.retention import archive_if_closed
-from hotline.services import append_audit, load_keyring
+from hotline.services import append_audit, audit_text, audit_trail, load_keyring
 from hotline.settings import Settings
 from hotline.totp import TOTP_ROLES
 from hotline.web import (
@@ -76,6 +82,10 @@ DEPS = web.AppKey("deps", CaseworkDeps)
 TOKENS = web.AppKey("tokens", TokenSigner)
 KEYRING = web.AppKey("keyring", dict[str, KeyRing])
 WORKFLOWS = web.AppKey("workflows", WorkflowEngine)
+# What the case list's status filter accepts (and the queue page offers): every status a
+# case can have, derived from the workflow definitions, plus "archived" (see list_cases).
+STATUS_FILTER = web.AppKey("status_filter", tuple[str, ...])
+OPENAPI = web.AppKey("openapi", dict[str, Any])
 ACTIONS = Counter("hotline_workflow_actions_total", "Workflow actions applied", ["action"])
 ACCOUNT = web.RequestKey("account", Account)
 SIGN_IN = web.AppKey("sign_in", SignIn)
@@ -186,6 +196,15 @@ def _scope(request: web.Request) -> frozenset[str]:
     return request.app[DEPS].org.subtree(account.unit)
 
 
+def status_filter(engine: WorkflowEngine) -> tuple[str, ...]:
+    """The values of the case list's ``status`` filter: every case status, and "archived"
+    (closed and archived) next to "closed"."""
+    statuses = list(case_statuses(engine))
+    statuses.insert(statuses.index("closed") + 1 if "closed" in statuses else len(statuses),
+                    "archived")
+    return tuple(statuses)
+
+
 def _choice(request: web.Request, name: str, choices: tuple[str, ...] | frozenset[str]
             ) -> str | None:
     value = request.query.get(name)
@@ -231,8 +250,7 @@ async def list_cases(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_request", "limit must be between 1 and 200")
     cursor = request.query.get("cursor")
     assigned = _choice(request, "assigned", ("me",))
-    status = _choice(request, "status", ("new", "in_progress", "answered", "closed",
-                                         "archived", "purged"))
+    status = _choice(request, "status", request.app[STATUS_FILTER])
     # "Archived" is a flag set when a case closes (hotline/retention.py), not a status:
     # status=archived means closed and archived; status=closed means every closed case.
     archived = status == "archived" or None
@@ -312,8 +330,10 @@ async def get_case(request: web.Request) -> web.Response:
     case = await _visible_case(request)
     reason = request.query.get("reason", "")[:200] or None
     content, named = _pseudonymised(await _open(request, case))
-    await append_audit(request.app[DEPS].store, case.id, actor=account.username,
-                       type_="content.opened", data={"reason": reason} if reason else {})
+    store = request.app[DEPS].store
+    await append_audit(store, case.id, actor=account.username, type_="content.opened",
+                       data={"reason": await audit_text(store, case.id, reason)}
+                       if reason else {})
     CONTENT_OPENS.inc()
     return web.json_response({
         **case.summary(),
@@ -529,9 +549,8 @@ async def _change_severity(request: web.Request, case: Case, doc: dict[str, Any]
 async def get_audit(request: web.Request) -> web.Response:
     case = await _visible_case(request) if _account(request).role != "auditor" else \
         await _any_case(request)
-    events = await request.app[DEPS].store.audit.events(case.id)
     return web.json_response({"case_id": case.id, "reference": case.reference,
-                              "events": [e.to_api() for e in events]})
+                              "events": await audit_trail(request.app[DEPS].store, case.id)})
 
 
 async def _any_case(request: web.Request) -> Case:
@@ -614,8 +633,8 @@ async def post_message(request: web.Request) -> web.Response:
     return web.json_response({"id": message.id, "at": format_time(message.at)}, status=201)
 
 
-async def openapi(_request: web.Request) -> web.Response:
-    return web.json_response(OPENAPI)
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI])
 
 
 def create_app(deps: CaseworkDeps) -> web.Application:
@@ -626,6 +645,9 @@ def create_app(deps: CaseworkDeps) -> web.Application:
     app[TOKENS] = TokenSigner(deps.master.derive("casework-session"), audience="casework")
     app[KEYRING] = {}
     app[WORKFLOWS] = WorkflowEngine.load(units=[unit.code for unit in deps.org])
+    statuses = status_filter(app[WORKFLOWS])
+    app[STATUS_FILTER] = statuses
+    app[OPENAPI] = openapi_document(statuses)
     app[SIGN_IN] = SignIn(deps.store, deps.master)
 
     async def ready() -> dict[str, bool]:

@@ -23,7 +23,7 @@ from hotline.blobs import BlobStore, FileBlobStore
 from hotline.crypto import open_sealed
 from hotline.errors import ContractError, SealError, UnknownKey
 from hotline.logging import get_logger
-from hotline.services import append_audit
+from hotline.services import append_audit, audit_text
 from hotline.web import ApiError
 
 __all__ = ["add_attachment_routes", "blob_store_for"]
@@ -74,9 +74,10 @@ async def download(request: web.Request) -> web.StreamResponse:
         _log.error("attachment.unreadable", case_id=case.id, blob=blob)
         raise ApiError(500, "content_unreadable", "the attachment does not open") from None
     reason = request.query.get("reason", "")[:200] or None
-    await append_audit(request.app[DEPS].store, case.id, actor=account.username,
-                       type_="attachment.downloaded",
-                       data={"blob": blob, **({"reason": reason} if reason else {})})
+    store = request.app[DEPS].store
+    await append_audit(store, case.id, actor=account.username, type_="attachment.downloaded",
+                       data={"blob": blob, **({"reason": await audit_text(store, case.id, reason)}
+                                              if reason else {})})
     name = str(entry.get("name") or "attachment")[:200]
     declared = str(entry.get("type") or "")
     response = web.Response(body=data, content_type=declared if _TYPE.match(declared) and

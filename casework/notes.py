@@ -26,7 +26,7 @@ from hotline.domain.case import Account, Case
 from hotline.errors import ContractError, SealError, UnknownKey
 from hotline.logging import get_logger
 from hotline.retention import case_note_kind
-from hotline.services import append_audit
+from hotline.services import append_audit, audit_text
 from hotline.web import ApiError
 
 __all__ = ["NOTE_READERS", "NOTE_WRITERS", "add_note", "add_note_routes", "open_notes"]
@@ -104,7 +104,9 @@ async def open_notes(request: web.Request, case: Case, reason: str | None
         notes.append({"id": record.doc.get("id"), "author": record.doc.get("author"),
                       "at": record.doc.get("at"), "body": body})
     await append_audit(deps.store, case.id, actor=account.username, type_="notes.opened",
-                       data={"notes": len(notes), **({"reason": reason} if reason else {})})
+                       data={"notes": len(notes), **(
+                           {"reason": await audit_text(deps.store, case.id, reason)}
+                           if reason else {})})
     return notes
 
 

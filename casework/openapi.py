@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from typing import Any
+
+__all__ = ["OPENAPI", "openapi_document"]
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _SUMMARY = {"$ref": "#/components/schemas/CaseSummary"}
@@ -41,9 +45,11 @@ OPENAPI: dict[str, Any] = {
             "parameters": [
                 {"name": n, "in": "query", "required": False, "schema": s} for n, s in (
                     ("kind", {"enum": ["report", "complaint"]}),
-                    ("status", {"enum": ["new", "in_progress", "answered", "closed",
-                                         "archived", "purged"],
-                                "description": "archived: closed cases that are archived "
+                    ("status", {"type": "string",  # enum set by openapi_document()
+                                "description": "a case status (the states of the "
+                                               "workflows in workflows.toml, new, purged) "
+                                               "or archived; anything else is 400. "
+                                               "archived: closed cases that are archived "
                                                "(archived_at set on closure; archived is a "
                                                "flag, not a status, so summaries of these "
                                                "cases say closed); closed: every closed "
@@ -191,3 +197,13 @@ _WORKSPACE: tuple[tuple[str, str, str, tuple[int, ...]], ...] = (
 for _path, _method, _summary, _codes in _WORKSPACE:
     OPENAPI["paths"].setdefault(_path, {})[_method] = {
         "summary": _summary, "responses": {"200": {"description": "ok"}, **_errors(*_codes)}}
+
+
+def openapi_document(case_statuses: Sequence[str]) -> dict[str, Any]:
+    """The document with the case list's ``status`` filter limited to ``case_statuses``
+    (derived from the workflow definitions when the app is created)."""
+    document = copy.deepcopy(OPENAPI)
+    for parameter in document["paths"]["/api/v1/cases"]["get"]["parameters"]:
+        if parameter["name"] == "status":
+            parameter["schema"]["enum"] = list(case_statuses)
+    return document

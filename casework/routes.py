@@ -39,7 +39,7 @@ from hotline.contract import format_time
 from hotline.domain.case import Account
 from hotline.errors import HotlineError
 from hotline.logging import get_logger
-from hotline.services import append_audit
+from hotline.services import append_audit, audit_trail
 from hotline.web import ApiError, read_json
 
 _log = get_logger("hotline.casework")
@@ -194,7 +194,8 @@ async def export_trail(request: web.Request) -> web.Response:
                        data={"events": len(events)})
     doc = {"case_id": case.id, "reference": case.reference, "exported_at":
            format_time(utcnow()), "exported_by": account.username,
-           "events": [e.to_api() for e in events], "verification": report.to_api(),
+           "events": await audit_trail(store, case.id, events),
+           "verification": report.to_api(),
            "checkpoints": covering,
            "checkpoint_public_key": None if key is None else base64.b64encode(key).decode()}
     return web.json_response(doc, headers={

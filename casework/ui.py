@@ -227,9 +227,10 @@ async def queue(request: web.Request) -> web.Response:
         listing = _json_of(await api.list_cases(request))
     except ApiError as exc:
         return _render(request, "queue.html", status=exc.status, error=exc.message, items=[],
-                       next=None, query=dict(request.query))
+                       next=None, query=dict(request.query),
+                       statuses=request.app[api.STATUS_FILTER])
     return _render(request, "queue.html", items=listing["items"], next=listing["next"],
-                   query=dict(request.query))
+                   query=dict(request.query), statuses=request.app[api.STATUS_FILTER])
 
 
 @page()

@@ -29,7 +29,7 @@ from hotline.contract import format_time
 from hotline.domain.case import Account, Case, identities, reporter_language
 from hotline.errors import ConcurrencyConflict
 from hotline.ports import Record
-from hotline.services import append_audit
+from hotline.services import append_audit, audit_text
 from hotline.web import ApiError
 
 __all__ = ["add_vault_routes", "pseudonymise"]
@@ -98,7 +98,9 @@ async def request_disclosure(request: web.Request) -> web.Response:
         "decided_at": None, "note": None}, expected_version=0)
     await append_audit(request.app[DEPS].store, case.id, actor=account.username,
                        type_="identity.disclosure_requested",
-                       data={"request_id": request_id, "reason": reason})
+                       data={"request_id": request_id,
+                             "reason": await audit_text(request.app[DEPS].store, case.id,
+                                                        str(reason))})
     return web.json_response(_view(record), status=201)
 
 
@@ -176,9 +178,12 @@ async def decide_disclosure(request: web.Request) -> web.Response:
     await append_audit(store, case.id, actor=account.username,
                        type_=f"identity.disclosure_{status}",
                        data={"request_id": record.doc["id"],
-                             "requester": record.doc["requester"], "note": note,
+                             "requester": record.doc["requester"],
+                             "note": None if note is None else await audit_text(
+                                 store, case.id, note),
                              **({} if notice is None else {"notice": notice}),
-                             **({"withhold_reason": withhold_reason} if withhold else {})})
+                             **({"withhold_reason": await audit_text(
+                                 store, case.id, str(withhold_reason))} if withhold else {})})
     if message_id is not None:
         await append_audit(store, case.id, actor=account.username, type_="message.sent",
                            data={"message_id": message_id, "to": "reporter",
@@ -200,7 +205,8 @@ async def open_identity(request: web.Request) -> web.Response:
     content = await _open(request, case)
     identity = content.get("identity")
     await append_audit(store, case.id, actor=account.username, type_="identity.opened",
-                       data={"request_id": request_id, "reason": record.doc.get("reason")})
+                       data={"request_id": request_id, "reason": await audit_text(
+                           store, case.id, str(record.doc.get("reason")))})
     return web.json_response({"identity": identity, "request_id": request_id},
                              headers={"Cache-Control": "no-store"})
 

@@ -32,13 +32,19 @@ def valid_blob_id(text: str) -> bool:
 
 def blob_id(sealed: Sealed) -> str:
     """The content address of a sealed attachment: hex SHA-256 of ``enc || ciphertext``."""
-    return hashlib.sha256(sealed.enc + sealed.ciphertext).hexdigest()
+    digest = hashlib.sha256(sealed.enc)
+    digest.update(sealed.ciphertext)  # not enc + ciphertext: no copy of a large file
+    return digest.hexdigest()
+
+
+def _blob_head(sealed: Sealed) -> bytes:
+    kid = sealed.kid.encode("ascii")
+    return _MAGIC + bytes([len(kid)]) + kid + sealed.enc
 
 
 def encode_blob(sealed: Sealed) -> bytes:
     """``HLB1 | len(kid) | kid | enc(32) | ciphertext`` — compact, no base64 inflation."""
-    kid = sealed.kid.encode("ascii")
-    return _MAGIC + bytes([len(kid)]) + kid + sealed.enc + sealed.ciphertext
+    return _blob_head(sealed) + sealed.ciphertext
 
 
 def decode_blob(raw: bytes) -> Sealed:
@@ -85,7 +91,9 @@ class FileBlobStore:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(fd, "wb") as fh:
-                fh.write(encode_blob(sealed))
+                # encode_blob(sealed) in two writes, without a copy of the ciphertext
+                fh.write(_blob_head(sealed))
+                fh.write(sealed.ciphertext)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)

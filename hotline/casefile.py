@@ -11,11 +11,17 @@ from typing import Any
 
 from hotline.domain.case import Case
 from hotline.org import OrgTree
+from hotline.retention import PURGED
 from hotline.triage import TriageResult
 from hotline.workflow import WorkflowDefinition, WorkflowEngine, WorkflowState
 
-__all__ = ["SEALED", "apply_triage", "apply_workflow", "earliest_due", "is_sealed_value",
-           "keyed_fingerprint", "map_sealed_values", "seal_action_text", "workflow_of"]
+__all__ = ["OPENED", "SEALED", "apply_triage", "apply_workflow", "case_statuses", "earliest_due",
+           "is_sealed_value", "keyed_fingerprint", "map_sealed_values", "seal_action_text",
+           "workflow_of"]
+
+# The status of a case built before its workflow starts (router/worker.py); a case stored
+# without a workflow document keeps it.
+OPENED = "new"
 
 # A free-text workflow value at rest: {"sealed": {"kid", "enc", "ciphertext"}} (HPKE to the
 # organisation key, purpose "workflow"). Choices, numbers, dates and confirmations stay
@@ -35,6 +41,13 @@ def keyed_fingerprint(key: bytes, fingerprint: str) -> str:
 def earliest_due(state: WorkflowState) -> datetime | None:
     running = [c.due_at for c in state.clocks.values() if c.running]
     return min(running) if running else None
+
+
+def case_statuses(engine: WorkflowEngine) -> tuple[str, ...]:
+    """Every status a case can have: :data:`OPENED`, the states of the engine's workflows
+    (a case's status is its workflow's state, see :func:`apply_workflow`) and ``purged``
+    (a tombstone, hotline/retention.py)."""
+    return tuple(dict.fromkeys((OPENED, *engine.states, PURGED)))
 
 
 def workflow_of(case: Case) -> WorkflowState:

@@ -111,6 +111,10 @@ class _Fields:
                               field=self._where)
 
 
+# One encoder for every submission (json.dumps with options builds a new one per call).
+_WIRE_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _decode_message(body: bytes | str) -> object:
     try:
         return json.loads(body)
@@ -167,7 +171,7 @@ class Submission:
         }
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.to_wire(), ensure_ascii=False, separators=(",", ":")).encode()
+        return _WIRE_ENCODER.encode(self.to_wire()).encode()
 
     @classmethod
     def from_bytes(cls, body: bytes | str) -> Submission:
@@ -301,11 +305,15 @@ def strict_object(doc: object, *, where: str) -> Mapping[str, Any]:
 def _reject_operators(value: object, path: str, depth: int = 0) -> None:
     if depth > 16:
         raise ContractError(f"{path} is nested too deeply", field=path)
+    # Paths are built only for containers (and for a scalar one level too deep): the
+    # walk runs on every request body, and most values are scalars.
     if isinstance(value, dict):
         for key, inner in value.items():
             if not isinstance(key, str) or key.startswith("$") or "\x00" in key:
                 raise ContractError(f"{path} has a forbidden key", field=path)
-            _reject_operators(inner, f"{path}.{key}", depth + 1)
+            if isinstance(inner, dict | list) or depth >= 16:
+                _reject_operators(inner, f"{path}.{key}", depth + 1)
     elif isinstance(value, list):
         for index, inner in enumerate(value):
-            _reject_operators(inner, f"{path}[{index}]", depth + 1)
+            if isinstance(inner, dict | list) or depth >= 16:
+                _reject_operators(inner, f"{path}[{index}]", depth + 1)

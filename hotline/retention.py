@@ -7,7 +7,9 @@ closure. "Archived" is that flag, not a status, so the status stays the workflow
 
 Once ``retention_until`` has passed, :class:`Purger` removes everything with content — the
 sealed report, its messages, the attachment blobs no other case names, mail-thread
-entries, survey and identity-disclosure records, case notes — and replaces the case by a tombstone
+entries, survey and identity-disclosure records, case notes, officers' reasons given for
+audit events (the events keep a reference and a digest), the case's mail in the outbox
+(written in clear when there is no relay) — and replaces the case by a tombstone
 (id, reference, kind, category, unit, channel, opened/closed/purged dates, outcome; status
 ``purged``). The case's audit chain, which holds no content, stays and gets a
 ``case.purged`` event, so ``hotline audit verify`` still proves it. The receipt's keyed
@@ -20,6 +22,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter
 
@@ -30,8 +33,11 @@ from hotline.domain.case import Case, CaseQuery
 from hotline.errors import ConcurrencyConflict, SealError, UnknownKey
 from hotline.logging import get_logger
 from hotline.ports import Store
-from hotline.services import append_audit
+from hotline.services import append_audit, audit_text_kind
 from hotline.settings import Settings
+
+if TYPE_CHECKING:  # outbound mail drops mail of purged cases: it imports this module
+    from hotline.mail.outbound import OutboxDelivery
 
 __all__ = ["CASE_RECORD_KINDS", "PURGED", "PURGED_CONTENT", "PurgeReport", "Purger",
            "archive_if_closed", "case_note_kind", "describe", "is_purged", "make_blob_store",
@@ -104,7 +110,8 @@ class Purger:
 
     Each case goes through: a ``purge`` record naming the blobs to delete (written once,
     before anything is deleted), the case's records and notes, the tombstone (one store call that
-    also deletes messages and mail-thread entries), the blobs, the ``case.purged`` audit
+    also deletes messages and mail-thread entries), the blobs, the outbox files of the mails
+    its audit chain names, the ``case.purged`` audit
     event, and last the removal of the ``purge`` record. A rerun after a crash at any step
     finds the ``purge`` record or the tombstone and finishes from there.
     """
@@ -113,6 +120,9 @@ class Purger:
     blobs: BlobStore
     keyring: Callable[[], Awaitable[KeyRing]]
     actor: str = "retention"
+    # The mail outbox (DATA_DIR/outbox) whose files of the case are deleted (they are in
+    # clear); None where mail goes to a relay only.
+    outbox: OutboxDelivery | None = None
 
     async def run(self, now: datetime, *, dry_run: bool = False) -> PurgeReport:
         report = PurgeReport()
@@ -164,9 +174,11 @@ class Purger:
                 if record.doc.get("case_id") == case.id:
                     await self.store.records.delete(kind, record.key)
         # Notes are sealed, but still case content: the ciphertext goes with the rest.
-        notes = case_note_kind(case.id)
-        for record in await self.store.records.list(notes):
-            await self.store.records.delete(notes, record.key)
+        # So are officers' reasons and notes given for audit events: the events keep only a
+        # reference and a digest (hotline/services.py), so the chain still verifies.
+        for kind in (case_note_kind(case.id), audit_text_kind(case.id)):
+            for record in await self.store.records.list(kind):
+                await self.store.records.delete(kind, record.key)
         if not is_purged(case):
             case = await self.store.cases.purge(tombstone_of(case, started),
                                                 expected_version=case.version)
@@ -178,6 +190,10 @@ class Purger:
                 if blob not in in_use and await self.blobs.delete(blob):
                     deleted += 1
         events = await self.store.audit.events(case.id)
+        if self.outbox is not None:
+            # After the tombstone, so no new mail of the case is delivered; the audit chain
+            # (which stays) names every mail, so a rerun after a crash finds the rest.
+            await self.outbox.discard(events)
         if not any(e.type == "case.purged" for e in events):
             await append_audit(self.store, case.id, actor=self.actor, type_="case.purged",
                                data={"retention_until": None if case.retention_until is None

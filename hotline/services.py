@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,6 +29,9 @@ __all__ = [
     "add_account",
     "append_audit",
     "append_system_audit",
+    "audit_text",
+    "audit_text_kind",
+    "audit_trail",
     "load_keyring",
     "password_hasher",
     "rotate_keys",
@@ -131,6 +136,65 @@ async def append_audit(store: Store, case_id: str, *, actor: str, type_: str,
             continue
         return event
     raise ConcurrencyConflict(f"could not append to the audit chain of {case_id}")
+
+
+# --- officers' free text in audit events ------------------------------------------------
+# A reason for opening content, a disclosure request's reason, a supervisor's note: the
+# hash chain cannot forget what it holds, yet such text goes with the case at the purge
+# (hotline/retention.py). So the event holds a reference and a salted digest of the text,
+# and the text is a record of the case that the purge deletes; the chain still verifies,
+# and while the text exists the digest proves it is the one the event was written with.
+_AUDIT_TEXT_PREFIX = "audit_text:"
+_TEXT_REF_KEYS = frozenset({"text_ref", "sha256"})
+
+
+def audit_text_kind(case_id: str) -> str:
+    """The record kind of one case's audit texts (one kind per case: the purge lists its
+    own and no other case's)."""
+    return _AUDIT_TEXT_PREFIX + case_id
+
+
+def _text_digest(salt: str, text: str) -> str:
+    # Salted, so that a short, guessable reason cannot be confirmed from the digest alone.
+    return hashlib.sha256(f"{salt}\n{text}".encode()).hexdigest()
+
+
+async def audit_text(store: Store, case_id: str, text: str) -> dict[str, str]:
+    """What an audit event's data holds for ``text``: ``{"text_ref", "sha256"}``, after the
+    text itself is stored as a record of the case (written first: a crash in between
+    leaves a record no event names, which the purge deletes with the others)."""
+    key = "t_" + secrets.token_urlsafe(12)
+    salt = secrets.token_hex(16)
+    await store.records.put(audit_text_kind(case_id), key,
+                            {"case_id": case_id, "text": text, "salt": salt},
+                            expected_version=0)
+    return {"text_ref": key, "sha256": _text_digest(salt, text)}
+
+
+def _is_text_ref(value: object) -> bool:
+    return isinstance(value, Mapping) and set(value) == _TEXT_REF_KEYS
+
+
+async def audit_trail(store: Store, case_id: str,
+                      events: Sequence[AuditEvent] | None = None) -> list[dict[str, Any]]:
+    """A case's events as the API shows them: ``data`` exactly as hashed (so an export
+    verifies outside Hotline) and ``texts``, the text each reference in ``data`` names —
+    None once the purge deleted it (or if it no longer matches its digest)."""
+    if events is None:
+        events = await store.audit.events(case_id)
+    kept = {r.key: r.doc for r in await store.records.list(audit_text_kind(case_id))} if any(
+        _is_text_ref(v) for e in events for v in e.data.values()) else {}
+    trail = []
+    for event in events:
+        texts: dict[str, str | None] = {}
+        for name, value in event.data.items():
+            if _is_text_ref(value):
+                doc = kept.get(str(value["text_ref"]))
+                texts[name] = None if doc is None or not hmac.compare_digest(
+                    _text_digest(str(doc["salt"]), str(doc["text"])), str(value["sha256"])
+                ) else str(doc["text"])
+        trail.append({**event.to_api(), "texts": texts})
+    return trail
 
 
 @dataclass(frozen=True)

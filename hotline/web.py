@@ -56,6 +56,11 @@ def error_middleware(service: str) -> Callable[..., Awaitable[web.StreamResponse
     """Every error becomes ``{"error": {"code", "message"}}``; never a stack trace."""
     import time
 
+    # Labelled children looked up once per (route, status): labels() takes a lock and
+    # builds tuples, on every request otherwise.
+    counters: dict[tuple[str, int], Any] = {}
+    timers: dict[str, Any] = {}
+
     @web.middleware
     async def middleware(request: web.Request,
                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -81,8 +86,15 @@ def error_middleware(service: str) -> Callable[..., Awaitable[web.StreamResponse
             _log.error("request.failed", service=service, route=route,
                        error_type=type(exc).__name__)
             response = json_error(500, "internal", "internal error")
-        REQUESTS.labels(service, route, str(response.status)).inc()
-        LATENCY.labels(service, route).observe(time.perf_counter() - started)
+        counter = counters.get((route, response.status))
+        if counter is None:
+            counter = counters[route, response.status] = REQUESTS.labels(
+                service, route, str(response.status))
+        counter.inc()
+        timer = timers.get(route)
+        if timer is None:
+            timer = timers[route] = LATENCY.labels(service, route)
+        timer.observe(time.perf_counter() - started)
         return response
 
     return middleware
@@ -107,11 +119,13 @@ async def security_headers_middleware(
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    doc: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in doc:
-            raise ContractError(f"duplicate key {key[:40]!r} in JSON body")
-        doc[key] = value
+    doc = dict(pairs)
+    if len(doc) != len(pairs):  # rare: find the first repeated key to name it
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ContractError(f"duplicate key {key[:40]!r} in JSON body")
+            seen.add(key)
     return doc
 
 
@@ -123,18 +137,20 @@ async def read_json(request: web.Request, max_bytes: int) -> dict[str, Any]:
     """
     if request.content_length is not None and request.content_length > max_bytes:
         raise ApiError(413, "too_large", f"request body exceeds {max_bytes} bytes")
-    chunks: list[bytes] = []
-    size = 0
+    # One growing buffer, dropped as soon as it is decoded: a large body is held at most
+    # twice (bytes and text, then text and parsed document), never as chunks + join too.
+    raw = bytearray()
     async for chunk in request.content.iter_chunked(65536):
-        size += len(chunk)
-        if size > max_bytes:
+        if len(raw) + len(chunk) > max_bytes:
             raise ApiError(413, "too_large", f"request body exceeds {max_bytes} bytes")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+        raw += chunk
     try:
-        doc = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        text = raw.decode("utf-8")
+        del raw
+        doc = json.loads(text, object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ApiError(400, "invalid_json", "request body is not UTF-8 JSON") from None
+    del text
     return dict(strict_object(doc, where="body"))
 
 

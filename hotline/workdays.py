@@ -13,6 +13,7 @@ time zone the start was given in.
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -183,7 +184,7 @@ class WorkCalendar:
                 return False
             return day.weekday() < 5 and (day.month, day.day) not in self._file.every_year
         if source == "library":
-            return bool(chinese_calendar.is_workday(day))
+            return _library_workday(day)
         self._estimated.add(day.year)
         return day.weekday() < 5 and (day.month, day.day) not in self._file.every_year
 
@@ -232,3 +233,10 @@ class WorkCalendar:
         """Working days in ``[start, end)``."""
         return sum(1 for offset in range((end - start).days)
                    if self.is_working_day(start + timedelta(days=offset)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _library_workday(day: date) -> bool:
+    # chinese_calendar validates and looks up each date anew; every clock of every case
+    # walks the same few weeks of days.
+    return bool(chinese_calendar.is_workday(day))

@@ -45,7 +45,7 @@ from hotline.crypto import (
     receipt_reply_public_key,
     seal,
 )
-from hotline.domain.case import followup_status
+from hotline.domain.case import followup_status, page_language
 from hotline.errors import ContractError, UnknownKey
 from hotline.logging import get_logger
 from hotline.surveys import COMMENT_MAX_CHARS, SURVEY_PURPOSE, valid_token
@@ -171,21 +171,11 @@ def negotiate_language(query: str | None, accept_language: str | None) -> str:
                 q = float(match.group(1))
             except ValueError:
                 continue
-        language = _language_for(tag.strip().lower())
+        language = page_language(tag)
         # Earlier entries win ties, as the header's order is the user's order.
         if language is not None and q > 0 and q - position * 1e-6 > best_q:
             best, best_q = language, q - position * 1e-6
     return best
-
-
-def _language_for(tag: str) -> str | None:
-    parts = tag.split("-")
-    if parts[0] == "zh":
-        traditional = "hant" in parts or any(p in ("tw", "hk", "mo") for p in parts[1:])
-        return "zh-Hant" if traditional else "zh-Hans"
-    if parts[0] == "en":
-        return "en"
-    return None
 
 
 # --- form tokens (CSRF, single use, minimum age) -----------------------------------------
@@ -403,6 +393,7 @@ async def read_form(request: web.Request, limits: Limits, max_body: int) -> Form
                 raise PageError(413, N_("What you sent is larger than allowed."))
             chunks.append(chunk)
         data = b"".join(chunks)
+        chunks.clear()  # a large field is held as bytes and text, not also as chunks
         if is_file:
             if not data and not part.filename:
                 continue  # an empty file input
@@ -613,7 +604,9 @@ async def _store_sealed_attachments(request: web.Request, form: FormData, kid: s
         if total > limits.max_total_file_bytes:
             raise PageError(413, N_("All files together may be at most %(size)s MB."),
                             size=limits.max_total_mb)
-        await _put(request, Sealed(kid, raw[:32], raw[32:]))
+        sealed = Sealed(kid, raw[:32], raw[32:])
+        del raw  # the sealed copy is all the blob store needs
+        await _put(request, sealed)
 
 
 async def _file(request: web.Request, kind: str) -> web.Response:
@@ -692,7 +685,7 @@ async def _browser_sealed(request: web.Request, form: FormData, kind: str,
                                    "ciphertext": form.first("sealed_ciphertext")})
     except ContractError:
         raise PageError(400, N_("This form could not be read. Please try again.")) from None
-    if len(sealed.ciphertext) < 17 or len(sealed.ciphertext) > deps.settings.max_body_bytes:
+    if not 17 <= sealed.ciphertext_size <= deps.settings.max_body_bytes:
         raise PageError(413, N_("What you sent is larger than allowed."))
     if not await request.app[KEYS].accepts(sealed.kid):
         raise PageError(422, N_("The organisation key changed. Please send the form again."))
@@ -848,7 +841,7 @@ async def _browser_sealed_message(request: web.Request, form: FormData,
     except ContractError:
         raise PageError(400, N_("This form could not be read. Please try again.")) from None
     for box in (sealed, copy):
-        if len(box.ciphertext) < 17 or len(box.ciphertext) > request.app[
+        if box.ciphertext_size < 17 or box.ciphertext_size > request.app[
                 DEPS].settings.max_body_bytes:
             raise PageError(413, N_("What you sent is larger than allowed."))
     if not await request.app[KEYS].accepts(sealed.kid):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from hotline.crypto import KeyRing
+from hotline.mail.outbound import OutboxDelivery
 from hotline.retention import Purger, make_blob_store
 from hotline.services import load_keyring
 from hotline.settings import Settings
@@ -50,6 +51,8 @@ def periodic_jobs(router: Router, settings: Settings | None
         async def keyring() -> KeyRing:
             return await load_keyring(router.store, router.master)
 
-        purger = Purger(router.store, make_blob_store(settings, router.store), keyring)
+        # The outbox even with a relay configured: files from before it stay otherwise.
+        purger = Purger(router.store, make_blob_store(settings, router.store), keyring,
+                        outbox=OutboxDelivery(settings.data_dir / "outbox"))
         jobs.append(Throttled(purger.run, PURGE_EVERY, "purge"))
     return jobs

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import aiosqlite
 
-__all__ = ["connect"]
+__all__ = ["connect", "in_connection_thread"]
+
+T = TypeVar("T")
 
 
 async def connect(path: Path, *, synchronous: str) -> aiosqlite.Connection:
@@ -22,3 +27,16 @@ async def connect(path: Path, *, synchronous: str) -> aiosqlite.Connection:
         await db.close()
         raise
     return db
+
+
+async def in_connection_thread(db: aiosqlite.Connection,
+                               fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``fn(connection)`` on the connection's own thread, in one hop.
+
+    Each ``await db.execute`` is a round trip between the event loop and aiosqlite's
+    thread; a transaction of a dozen statements written as one function makes one. This
+    is the queue every aiosqlite call goes through (``_execute``); it is not public API,
+    so tests/integration/test_store_contract.py checks it is still there.
+    """
+    result: T = await db._execute(fn, db._conn)  # type: ignore[no-untyped-call]
+    return result

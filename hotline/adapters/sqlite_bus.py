@@ -137,6 +137,12 @@ class SqliteBus:
                 for m, _ in batch for queue in QUEUES
                 if any(matches(b, m.routing_key) for b in queue.bindings)
             ]
+            if not rows:
+                # Bound to no queue (case events in the embedded mode): nothing to make durable.
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+                continue
             try:
                 async with self._lock:
                     db = self._conn()

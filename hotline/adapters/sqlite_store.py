@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from typing import Any
 
 import aiosqlite
 
-from hotline.adapters._sqlite import connect
+from hotline.adapters._sqlite import connect, in_connection_thread
 from hotline.adapters.codec import case_from_doc, case_to_doc, message_from_doc, message_to_doc
 from hotline.contract import format_time
 from hotline.crypto import KeyRecord
@@ -192,35 +193,50 @@ class _Base:
 
 
 class _Cases(_Base):
+    def __init__(self, store: SqliteStore) -> None:
+        super().__init__(store)
+        self._pending: list[tuple[_Opening, asyncio.Future[tuple[Case, bool]]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
     async def open(self, case: Case, events: Sequence[AuditEvent],
                    receipt: ReceiptRecord | None, *, reference_prefix: str) -> tuple[Case, bool]:
-        async with self._store.transaction() as db:
-            existing = await self._by("submission_id", case.submission_id, db)
-            if existing is not None:
-                # Complete what an earlier attempt may have left (it cannot here, SQLite
-                # commits all or nothing, but the contract is the same for every store).
-                await _insert_events(db, events, ignore=True)
-                if receipt is not None:
-                    await _insert_receipt(db, receipt)
-                return existing, False
-            cursor = await db.execute(
-                "INSERT INTO sequences (name, value) VALUES (?, 1) "
-                "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
-                (reference_prefix,))
-            row = await cursor.fetchone()
-            assert row is not None
-            head = events[-1] if events else None
-            stored = replace(case, reference=f"{reference_prefix}-{row[0]:06d}",
-                             audit_head=None if head is None else AuditHead(head.seq, head.hash))
-            await db.execute(
-                "INSERT INTO cases (id, submission_id, reference, receipt_hash, kind, severity,"
-                " status, unit, opened_at, due_at, version, doc, fingerprint, excluded,"
-                " stub_unit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (stored.id, stored.submission_id, stored.reference, *_row(stored)))
-            await _insert_events(db, events, ignore=False)
-            if receipt is not None:
-                await _insert_receipt(db, receipt)
-            return stored, True
+        """Group commit: opens that arrive while a transaction runs share the next one.
+
+        The router opens the cases of a delivery batch concurrently; one transaction (one
+        trip to the connection's thread) for all of them instead of one each. Every case
+        has its own savepoint, so one that fails leaves the others committed, and each
+        caller returns only after the transaction holding its case committed.
+        """
+        future: asyncio.Future[tuple[Case, bool]] = asyncio.get_running_loop().create_future()
+        self._pending.append(((case, tuple(events), receipt, reference_prefix), future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            openings = [opening for opening, _ in batch]
+
+            def open_all(conn: sqlite3.Connection, openings: list[_Opening] = openings
+                         ) -> list[tuple[Case, bool] | Exception]:
+                return [_open_one(conn, opening) for opening in openings]
+
+            try:
+                async with self._store.transaction() as db:
+                    results = await in_connection_thread(db, open_all)
+            except Exception as exc:  # the transaction did not commit: every caller hears it
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
 
     async def _by(self, column: str, value: str, db: aiosqlite.Connection) -> Case | None:
         cursor = await db.execute(f"SELECT doc FROM cases WHERE {column} = ?",  # noqa: S608 — column names are ours
@@ -228,17 +244,19 @@ class _Cases(_Base):
         row = await cursor.fetchone()
         return None if row is None else case_from_doc(_loads(row[0]))
 
+    async def _one_by(self, column: str, value: str) -> Case | None:
+        rows = await self._store.fetch(f"SELECT doc FROM cases WHERE {column} = ?",  # noqa: S608 — column names are ours
+                                       (_text(value, column),))
+        return case_from_doc(_loads(rows[0][0])) if rows else None
+
     async def get(self, case_id: str) -> Case | None:
-        async with self._store.transaction() as db:
-            return await self._by("id", case_id, db)
+        return await self._one_by("id", case_id)
 
     async def by_submission(self, submission_id: str) -> Case | None:
-        async with self._store.transaction() as db:
-            return await self._by("submission_id", submission_id, db)
+        return await self._one_by("submission_id", submission_id)
 
     async def by_reference(self, reference: str) -> Case | None:
-        async with self._store.transaction() as db:
-            return await self._by("reference", reference, db)
+        return await self._one_by("reference", reference)
 
     async def query(self, query: CaseQuery) -> list[Case]:
         clauses: list[str] = []
@@ -293,9 +311,7 @@ class _Cases(_Base):
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         limit = max(1, min(int(query.limit), 500))
         sql = f"SELECT doc FROM cases {where} ORDER BY opened_at DESC, id DESC LIMIT {limit}"  # noqa: S608 — only our placeholders
-        async with self._store.transaction() as db:
-            cursor = await db.execute(sql, params)
-            rows = await cursor.fetchall()
+        rows = await self._store.fetch(sql, params)
         return [case_from_doc(_loads(row[0])) for row in rows]
 
     async def count(self) -> int:
@@ -376,20 +392,72 @@ class _Cases(_Base):
             return updated
 
 
-async def _insert_events(db: aiosqlite.Connection, events: Sequence[AuditEvent], *,
-                         ignore: bool) -> None:
+_Opening = tuple[Case, tuple[AuditEvent, ...], ReceiptRecord | None, str]
+
+
+def _open_one(conn: sqlite3.Connection, opening: _Opening
+              ) -> tuple[Case, bool] | Exception:
+    """Open one case in the group transaction, under its own savepoint."""
+    case, events, receipt, prefix = opening
+    conn.execute("SAVEPOINT open_case")
+    try:
+        row = conn.execute("SELECT doc FROM cases WHERE submission_id = ?",
+                           (_text(case.submission_id, "submission_id"),)).fetchone()
+        if row is not None:
+            # Complete what an earlier attempt may have left (it cannot here, SQLite
+            # commits all or nothing, but the contract is the same for every store).
+            _insert_events_now(conn, events, ignore=True)
+            if receipt is not None:
+                _insert_receipt_now(conn, receipt)
+            result: tuple[Case, bool] = (case_from_doc(_loads(row[0])), False)
+        else:
+            number = conn.execute(
+                "INSERT INTO sequences (name, value) VALUES (?, 1) "
+                "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
+                (prefix,)).fetchone()[0]
+            head = events[-1] if events else None
+            stored = replace(case, reference=f"{prefix}-{number:06d}",
+                             audit_head=None if head is None else AuditHead(head.seq, head.hash))
+            conn.execute(
+                "INSERT INTO cases (id, submission_id, reference, receipt_hash, kind, severity,"
+                " status, unit, opened_at, due_at, version, doc, fingerprint, excluded,"
+                " stub_unit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (stored.id, stored.submission_id, stored.reference, *_row(stored)))
+            _insert_events_now(conn, events, ignore=False)
+            if receipt is not None:
+                _insert_receipt_now(conn, receipt)
+            result = (stored, True)
+    except Exception as exc:  # this case only: the others of the group still commit
+        conn.execute("ROLLBACK TO open_case")
+        conn.execute("RELEASE open_case")
+        return exc
+    conn.execute("RELEASE open_case")
+    return result
+
+
+def _insert_events_now(conn: sqlite3.Connection, events: Sequence[AuditEvent], *,
+                       ignore: bool) -> None:
     verb = "INSERT OR IGNORE" if ignore else "INSERT"
-    await db.executemany(
+    conn.executemany(
         f"{verb} INTO audit_events (case_id, seq, at, actor, type, data, prev_hash, hash)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [(e.case_id, e.seq, _time(e.at), e.actor, e.type, _dumps(dict(e.data)), e.prev_hash,
           e.hash) for e in events])
 
 
-async def _insert_receipt(db: aiosqlite.Connection, receipt: ReceiptRecord) -> None:
-    await db.execute(
+def _insert_receipt_now(conn: sqlite3.Connection, receipt: ReceiptRecord) -> None:
+    conn.execute(
         "INSERT OR IGNORE INTO receipts (receipt_hash, case_id, submission_id) VALUES (?, ?, ?)",
         (receipt.receipt_hash, receipt.case_id, receipt.submission_id))
+
+
+async def _insert_events(db: aiosqlite.Connection, events: Sequence[AuditEvent], *,
+                         ignore: bool) -> None:
+    await in_connection_thread(db, lambda conn: _insert_events_now(conn, events, ignore=ignore))
+
+
+async def _insert_receipt(db: aiosqlite.Connection, receipt: ReceiptRecord) -> None:
+    await in_connection_thread(db, lambda conn: _insert_receipt_now(conn, receipt))
 
 
 class _Audit(_Base):
@@ -575,11 +643,9 @@ class _Records(_Base):
         return None if row is None else Record(kind, key, _loads(row[1]), int(row[0]))
 
     async def list(self, kind: str) -> list[Record]:
-        async with self._store.transaction() as db:
-            cursor = await db.execute(
-                "SELECT key, version, doc FROM records WHERE kind = ? ORDER BY key",
-                (_text(kind, "kind"),))
-            rows = await cursor.fetchall()
+        rows = await self._store.fetch(
+            "SELECT key, version, doc FROM records WHERE kind = ? ORDER BY key",
+            (_text(kind, "kind"),))
         return [Record(kind, row[0], _loads(row[2]), int(row[1])) for row in rows]
 
     async def delete(self, kind: str, key: str) -> bool:
@@ -642,6 +708,19 @@ class SqliteStore:
             return
         async with self._lock:
             await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of one read, in one trip to the connection's thread.
+
+        One statement reads one consistent snapshot, so no transaction is opened; the lock
+        still keeps it out of another caller's open transaction on this connection.
+        """
+        if self._db is None:
+            raise StoreUnavailable("store is not open")
+        db = self._db
+        async with self._lock:
+            return await in_connection_thread(db, lambda conn: conn.execute(sql, params)
+                                              .fetchall())
 
     def transaction(self) -> _Transaction:
         if self._db is None:

@@ -28,6 +28,7 @@ __all__ = [
     "followup_status",
     "identities",
     "is_system_chain",
+    "page_language",
     "reporter_language",
 ]
 
@@ -139,20 +140,27 @@ def followup_status(case: Case | None) -> str:
 _UNIT_LANGUAGE = {"HK": "zh-Hant", "OVERSEAS": "en"}
 
 
-def reporter_language(case: Case) -> str:
-    """The language (``en``, ``zh-Hans`` or ``zh-Hant``: the public pages' languages) in
-    which the reporter or complainant is written to: the case's locale, else its unit's."""
-    parts = (case.locale or "").lower().replace("_", "-").split("-")
+def page_language(tag: str) -> str | None:
+    """The public pages' language (``en``, ``zh-Hans`` or ``zh-Hant``) that a language tag
+    or locale names (``en-GB``, ``zh-TW``, ``zh-Hant-HK``, ``zh_CN`` …); None for others."""
+    parts = tag.strip().lower().replace("_", "-").split("-")
     if parts[0] == "en":
         return "en"
     if parts[0] == "zh":
         traditional = "hant" in parts or any(p in ("tw", "hk", "mo") for p in parts[1:])
         return "zh-Hant" if traditional else "zh-Hans"
-    return _UNIT_LANGUAGE.get(case.unit, "zh-Hans")
+    return None
+
+
+def reporter_language(case: Case) -> str:
+    """The language (``en``, ``zh-Hans`` or ``zh-Hant``: the public pages' languages) in
+    which the reporter or complainant is written to: the case's locale, else its unit's."""
+    return page_language(case.locale or "") or _UNIT_LANGUAGE.get(case.unit, "zh-Hans")
 
 
 _RECEIVED = frozenset({"new", "registered", "acknowledged"})
-_ANSWERED = frozenset({"answered", "feedback_sent", "responded", "resolved"})
+# Workflow states (hotline/data/workflows.toml) after which the reporter has had an answer.
+_ANSWERED = frozenset({"feedback_sent", "resolved", "response_sent", "survey_sent"})
 
 
 @dataclass(frozen=True)

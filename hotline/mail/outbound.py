@@ -6,6 +6,10 @@ consumer in the router process opens it, composes an RFC 5322 message and hands 
 the relay (``HOTLINE_SMTP_URL``) or writes ``DATA_DIR/outbox/<id>.eml`` atomically.
 A crash between deciding and sending loses nothing: the message stays queued.
 
+Outbox files hold the mail in clear (replies, survey links), so they belong to their case:
+the purge after retention (hotline/retention.py) deletes every file a case's audit chain
+names, and a mail still queued for a purged case is dropped, not delivered.
+
 Idempotent on the outbound id: a delivered mail records ``mail.sent`` on the case, and
 a redelivery that finds it does nothing. A failed delivery records
 ``mail.delivery_failed`` (attempt number and error type, no address) and is retried by
@@ -22,7 +26,7 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -38,9 +42,11 @@ from prometheus_client import Counter
 from hotline.clock import utcnow
 from hotline.contract import format_time
 from hotline.crypto import Sealed, open_sealed, seal
+from hotline.domain.audit import AuditEvent
 from hotline.errors import ContractError, MalformedMessage
 from hotline.logging import get_logger
 from hotline.ports import Bus, Message, Store
+from hotline.retention import is_purged
 from hotline.services import append_audit
 from hotline.topology import MAIL_OUTBOUND_QUEUE
 
@@ -71,6 +77,9 @@ MailKind = Literal["acknowledgement", "reply"]
 SENT = Counter("hotline_mail_sent_total", "Outbound mails delivered", ["kind", "via"])
 FAILED = Counter("hotline_mail_delivery_failures_total", "Failed outbound delivery attempts",
                  ["kind", "via"])
+
+DROPPED = Counter("hotline_mail_dropped_purged_total",
+                  "Outbound mails not delivered because their case was purged")
 
 _OUTBOUND_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
@@ -164,6 +173,31 @@ class OutboxDelivery:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(temporary, final)
+        self._sync_directory()
+
+    async def discard(self, events: Iterable[AuditEvent]) -> int:
+        """Delete the outbox files (and any temporary file of a write cut short) of the mails
+        a case's audit ``events`` name; the number of files deleted. Idempotent."""
+        ids = {str(e.data["outbound_id"]) for e in events
+               if isinstance(e.data.get("outbound_id"), str)
+               and _OUTBOUND_ID.match(e.data["outbound_id"])}
+        return await asyncio.to_thread(self._discard, ids) if ids else 0
+
+    def _discard(self, outbound_ids: set[str]) -> int:
+        if not self.directory.is_dir():
+            return 0
+        deleted = 0
+        for outbound_id in sorted(outbound_ids):
+            for path in (self.directory / f"{outbound_id}.eml",
+                         *self.directory.glob(f".{outbound_id}.*.tmp")):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    deleted += 1
+        if deleted:
+            self._sync_directory()  # the unlinks are durable before the purge moves on
+        return deleted
+
+    def _sync_directory(self) -> None:
         directory = os.open(self.directory, os.O_RDONLY)
         try:
             os.fsync(directory)
@@ -250,9 +284,15 @@ class OutboundConsumer:
         outbound_id, case_id, kind, sealed = _parse_wire(message.body)
         if outbound_id != message.message_id:
             raise MalformedMessage("message_id does not match the outbound id", field="id")
-        if await self.store.cases.get(case_id) is None:
+        case = await self.store.cases.get(case_id)
+        if case is None:
             raise MalformedMessage("outbound mail for a case that does not exist",
                                    field="case_id")
+        if is_purged(case):
+            # Its retention ended: the purge deleted the case's mail, this one must not go.
+            DROPPED.inc()
+            _log.info("mail.dropped_purged", case_id=case_id, outbound_id=outbound_id)
+            return
         events = await self.store.audit.events(case_id)
         if any(e.type == "mail.sent" and e.data.get("outbound_id") == outbound_id
                for e in events):

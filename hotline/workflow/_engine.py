@@ -258,6 +258,12 @@ class WorkflowEngine:
     def definition(self, state: WorkflowState) -> WorkflowDefinition:
         return self.definitions[state.workflow]
 
+    @property
+    def states(self) -> tuple[str, ...]:
+        """Every state of every workflow, each once, in the order the definitions name them."""
+        return tuple(dict.fromkeys(
+            state for definition in self.definitions.values() for state in definition.states))
+
     # --- clocks ----------------------------------------------------------------------
 
     def _due(self, spec: ClockSpec, start: datetime) -> datetime:

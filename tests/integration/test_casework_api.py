@@ -20,6 +20,7 @@ from hotline.crypto import seal
 from hotline.domain.case import CaseQuery
 from hotline.ports import Message
 from hotline.services import add_account, load_keyring
+from hotline.workflow import WorkflowEngine
 from router.worker import Router
 from tests.support.embedded import Embedded, embedded
 from tests.support.officer_login import officer_headers
@@ -139,6 +140,32 @@ async def test_hostile_query_parameters_are_400(client: TestClient, query: str) 
         assert "error" in body
 
 
+async def test_status_filter_takes_the_statuses_cases_have(
+        client: TestClient, env: Embedded) -> None:  # type: ignore[type-arg]
+    """status= accepts every workflow state, new, archived and purged, and filters by it;
+    a value no case can have (in_progress is what a reporter is told) is a clear 400."""
+    hq = await login(client, "hq-super")
+    engine = WorkflowEngine.load()
+    accepted = {*engine.states, "new", "archived", "purged"}
+    spec = await (await client.get("/api/v1/openapi.json")).json()
+    (status_param,) = [p for p in spec["paths"]["/api/v1/cases"]["get"]["parameters"]
+                       if p["name"] == "status"]
+    assert accepted == set(status_param["schema"]["enum"])
+    _, everything = await cases(client, hq, "?limit=200")
+    for value in sorted(accepted):
+        status, page = await cases(client, hq, f"?limit=200&status={value}")
+        assert 200 == status, value
+        expected = {c["id"] for c in everything["items"] if c["status"] == value}
+        assert expected == {c["id"] for c in page["items"]}, value
+    assert {"acknowledged"} == {c["status"] for c in everything["items"]}  # receipt = ack
+    for value in ("in_progress", "answered", "archive", "CLOSED"):
+        status, body = await cases(client, hq, f"?status={value}")
+        assert 400 == status, value
+        assert "invalid_request" == body["error"]["code"]
+        assert body["error"]["message"].startswith("status must be one of ")
+        assert "registered" in body["error"]["message"]
+
+
 async def test_opening_content_is_audited_with_reason(client: TestClient, env: Embedded) -> None:  # type: ignore[type-arg]
     """Reading a case decrypts it and appends content.opened with who and why."""
     gd = await login(client, "gd-officer")
@@ -152,7 +179,10 @@ async def test_opening_content_is_audited_with_reason(client: TestClient, env: E
     events = (await (await client.get(f"/api/v1/cases/{case_id}/audit",
                                       headers=gd)).json())["events"]
     assert ("content.opened", "gd-officer", {"reason": "initial review"}) == (
-        events[-1]["type"], events[-1]["actor"], events[-1]["data"])
+        events[-1]["type"], events[-1]["actor"], events[-1]["texts"])
+    # The chain holds a reference and a digest, not the text (the purge deletes the text).
+    assert {"text_ref", "sha256"} == set(events[-1]["data"]["reason"])
+    assert "initial review" not in json.dumps(events[-1]["data"])
 
 
 async def test_roles_limit_what_each_can_do(client: TestClient, env: Embedded) -> None:  # type: ignore[type-arg]

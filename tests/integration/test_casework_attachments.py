@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from casework.app import CaseworkDeps, create_app
 from hotline.blobs import FileBlobStore
 from hotline.crypto import seal
-from hotline.services import add_account, load_keyring
+from hotline.services import add_account, audit_trail, load_keyring
 from router.worker import Router
 from tests.integration.test_workflow_api import file_report
 from tests.support.embedded import Embedded, RecordingBus, embedded
@@ -70,9 +70,9 @@ async def test_attachment_is_decrypted_for_a_reader_and_audited(
         missing = await client.get(f"/api/v1/cases/{case_id}/attachments/{blob}",
                                    headers=headers)
         assert 404 == missing.status
-    events = [e for e in await env.store.audit.events(case_id)
-              if e.type == "attachment.downloaded"]
-    assert [(photo, "check"), (page, None)] == [(e.data["blob"], e.data.get("reason"))
+    events = [e for e in await audit_trail(env.store, case_id)
+              if e["type"] == "attachment.downloaded"]
+    assert [(photo, "check"), (page, None)] == [(e["data"]["blob"], e["texts"].get("reason"))
                                                 for e in events]
     outsider = await officer_headers(client, "sc-officer", PASSWORD)
     assert 404 == (await client.get(f"/api/v1/cases/{case_id}/attachments/{photo}",

@@ -18,7 +18,7 @@ from hotline.clock import utcnow
 from hotline.crypto import generate_receipt, normalise_receipt, receipt_reply_public_key, seal
 from hotline.domain.audit import next_event
 from hotline.domain.case import Case, ReceiptRecord, case_id_for
-from hotline.services import add_account, load_keyring
+from hotline.services import add_account, audit_trail, load_keyring
 from intake.app import IntakeDeps
 from intake.app import create_app as create_intake_app
 from tests.support.embedded import Embedded, embedded
@@ -142,9 +142,9 @@ async def test_withheld_notice_sends_nothing_and_records_why(
             "withhold_reason": "the subject would learn of the inquiry"})
     assert (200, "withheld") == (status, decided["notice"])
     assert [] == await followup_messages(intake, receipt)
-    events = [e for e in await env.store.audit.events(case.id)]
-    approved = [e.data for e in events if e.type == "identity.disclosure_approved"]
+    events = await audit_trail(env.store, case.id)
+    approved = [e for e in events if e["type"] == "identity.disclosure_approved"]
     assert [("withheld", "the subject would learn of the inquiry")] == [
-        (d["notice"], d["withhold_reason"]) for d in approved]
-    assert not [e for e in events if e.type == "message.sent"]
+        (e["data"]["notice"], e["texts"]["withhold_reason"]) for e in approved]
+    assert not [e for e in events if e["type"] == "message.sent"]
     assert IDENTITY["name"] not in json.dumps(logs, ensure_ascii=False, default=str)

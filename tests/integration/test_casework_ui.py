@@ -18,6 +18,7 @@ from hotline.services import add_account
 from hotline.workflow import Actor, WorkflowEngine
 from tests.support.casework_cases import sealed_case
 from tests.support.embedded import embedded
+from tests.support.officer_login import officer_headers
 
 pytestmark = pytest.mark.integration
 
@@ -91,6 +92,30 @@ async def test_scope_and_audited_open_apply_to_pages(world: tuple[TestClient, Ca
     assert FACTS not in str(logs)
     queue = await (await client.get("/ui/queue")).text()
     assert (mine.reference in queue, foreign.reference in queue) == (True, False)
+
+
+async def test_every_status_the_queue_offers_is_one_the_api_accepts(
+        world: tuple[TestClient, Case, Case]) -> None:  # type: ignore[type-arg]
+    """The queue's status select offers the workflows' states (not a reporter's
+    in_progress/answered), and each option filters the API's case list without a 400."""
+    client, mine, _ = world
+    await sign_in(client, "gd-officer")
+    queue = await (await client.get("/ui/queue")).text()
+    select = re.search(r'<select name="status">(.*?)</select>', queue, re.S)
+    assert select is not None
+    offered = [value if attribute else text for attribute, value, text in re.findall(
+        r'<option( value="([^"]*)")?[^>]*>([^<]+)</option>', select.group(1))]
+    assert "" == offered.pop(0)  # "any": no filter
+    assert {"registered", "investigating", "response_sent", "closed", "archived"} <= set(offered)
+    assert not {"in_progress", "answered"} & set(offered)
+    headers = await officer_headers(client, "gd-officer", PASSWORD)
+    for value in offered:
+        resp = await client.get(f"/api/v1/cases?status={value}", headers=headers)
+        assert 200 == resp.status, value
+    page = await (await client.get(f"/ui/queue?status={mine.status}")).text()
+    assert mine.reference in page
+    refused = await client.get("/ui/queue?status=in_progress")
+    assert 400 == refused.status
 
 
 async def test_supervisor_must_enrol_and_sign_out_ends_the_session(

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
 
 from casework.app import CaseworkDeps, create_app
-from hotline.services import add_account
+from hotline.services import add_account, audit_trail
 from tests.support.casework_cases import sealed_case
 from tests.support.embedded import Embedded, embedded
 from tests.support.officer_login import officer_headers
@@ -109,8 +109,8 @@ async def test_disclosure_denied_then_approved_then_shown_to_the_requester_only(
             ("gd-officer", "identity.disclosure_requested"),
             ("hq-super", "identity.disclosure_approved"),
             ("gd-officer", "identity.opened")] == events
-    reasons = [e.data.get("reason") for e in await env.store.audit.events(case.id)
-               if e.type == "identity.opened"]
+    reasons = [e["texts"].get("reason") for e in await audit_trail(env.store, case.id)
+               if e["type"] == "identity.opened"]
     assert ["the interview is scheduled"] == reasons
 
 

@@ -21,7 +21,7 @@ from casework.app import CaseworkDeps, create_app
 from hotline.adapters.sqlite_store import SqliteStore
 from hotline.clock import utcnow
 from hotline.domain.case import CaseQuery
-from hotline.services import add_account
+from hotline.services import add_account, audit_trail
 from router.worker import Router
 from tests.support.casework_cases import sealed_case
 from tests.support.embedded import Embedded, RecordingBus, embedded
@@ -96,7 +96,9 @@ async def test_notes_are_sealed_listed_in_order_and_every_open_is_audited(world:
     events = await world.env.store.audit.events(case.id)
     assert ["note.added", "note.added", "notes.opened"] == [
         e.type for e in events if e.type.startswith("note")]
-    assert {"notes": 2, "reason": "review"} == events[-1].data
+    assert ({"notes": 2}, {"reason": "review"}) == (
+        {"notes": events[-1].data["notes"]},
+        (await audit_trail(world.env.store, case.id))[-1]["texts"])
     assert [] == await world.env.store.cases.messages(case.id)  # never to the reporter
 
 

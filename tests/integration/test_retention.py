@@ -21,16 +21,19 @@ from casework.app import CaseworkDeps
 from casework.app import create_app as casework_app
 from hotline.adapters.sqlite_store import SqliteStore
 from hotline.blobs import FileBlobStore
+from hotline.checkpoints import make_checkpoint, verify_everything
 from hotline.contract import Submission
 from hotline.crypto import KeyRing, receipt_reply_public_key, seal
 from hotline.domain.case import CaseQuery
+from hotline.mail.outbound import OutboundMail, OutboxDelivery, queue_outbound
 from hotline.ports import Message
 from hotline.retention import Purger
-from hotline.services import add_account, load_keyring, verify_audit
+from hotline.services import add_account, audit_text_kind, audit_trail, load_keyring, verify_audit
 from intake.app import IntakeDeps
 from intake.app import create_app as intake_app
 from router.worker import Router
 from tests.support.embedded import Embedded, RecordingBus, embedded, table_counts
+from tests.support.mailflow import DOMAIN, mail_flow
 from tests.support.officer_login import officer_headers
 from tests.support.processes import hotline_env, run_cli
 
@@ -229,6 +232,37 @@ async def test_purge_leaves_a_tombstone_and_nothing_readable(
     assert await env.store.cases.get(keep_id) is not None
 
 
+async def test_officers_reasons_go_with_the_purge_and_the_chain_still_verifies(
+        env: Embedded, router: Router, casework: TestClient,  # type: ignore[type-arg]
+        blobs: FileBlobStore) -> None:
+    """A reason given to open content is a record of the case that the purge deletes (also
+    from the file's bytes); the event keeps a reference and a salted digest, so the chain,
+    `hotline audit verify` and a checkpoint signed before the purge still hold."""
+    case_id = await file_report(env, router, await put_blob(env, blobs))
+    officer = await officer_headers(casework, "gd-officer", PASSWORD)
+    opened = await casework.get(f"/api/v1/cases/{case_id}?reason=MARKER-REASON+witness+W.",
+                                headers=officer)
+    assert 200 == opened.status
+    [before] = [e for e in await audit_trail(env.store, case_id) if e["type"] == "content.opened"]
+    assert {"reason": "MARKER-REASON witness W."} == before["texts"]
+    assert b"MARKER-REASON" not in json.dumps(before["data"]).encode()
+    assert b"MARKER-REASON" in file_bytes(env)
+    assert await make_checkpoint(env.store, env.master) is not None
+    await past_retention(env, case_id)
+
+    await purger(env, blobs).run(datetime.now(UTC))
+
+    [after] = [e for e in await audit_trail(env.store, case_id) if e["type"] == "content.opened"]
+    assert ({"reason": None}, before["data"], before["hash"]) == (
+        after["texts"], after["data"], after["hash"])
+    assert [] == await env.store.records.list(audit_text_kind(case_id))
+    assert b"MARKER-REASON" not in file_bytes(env)
+    assert (await verify_everything(env.store)).ok
+    verified = await asyncio.to_thread(run_cli, ["audit", "verify"],
+                                       hotline_env(env.settings.data_dir))
+    assert 0 == verified.returncode, verified.stdout + verified.stderr
+
+
 async def test_a_blob_another_case_names_is_kept(
         env: Embedded, router: Router, blobs: FileBlobStore) -> None:
     """Content-addressed blobs: only the ones no other (live) case names are deleted."""
@@ -281,6 +315,72 @@ async def test_a_crash_mid_purge_is_finished_by_the_next_run(
     assert [] == await env.store.records.list("purge")
     assert 1 == sum(e.type == "case.purged" for e in await env.store.audit.events(case_id))
     assert (await verify_audit(env.store)).ok
+
+
+def complaint_mail(sender: str, message_id: str, body: str) -> bytes:
+    return (f"From: {sender}\r\nTo: complaints-gd@{DOMAIN}\r\nSubject: MARKER-SUBJECT\r\n"
+            f"Message-ID: {message_id}\r\nMIME-Version: 1.0\r\n"
+            f"Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n").encode()
+
+
+async def test_a_purged_cases_outbox_mail_is_gone(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mail written in clear to DATA_DIR/outbox (no relay) goes with its case: a purge that
+    dies half-way through the files is finished by the next run, other cases' mail stays,
+    and a mail still queued for the purged case is dropped, not delivered."""
+    async with mail_flow(tmp_path) as flow:
+        env = flow.env
+        submitted = [await flow.deliver(complaint_mail(
+            "li.ming@example.cn", "<m1@example.cn>", "宽带断线一周，报修三次无人上门。")),
+            await flow.deliver(complaint_mail(
+                "wang.fang@example.cn", "<m2@example.cn>", "营业厅多收了安装费，要求退还。"))]
+        await flow.settle()
+        gone, kept = [await flow.case(submission_id) for submission_id in submitted]
+        ids = {e.data["outbound_id"] for e in await env.store.audit.events(gone.id)
+               if e.type == "mail.sent"}
+        assert 1 == len(ids)
+        (outbound_id,) = ids
+        (flow.outbox / f".{outbound_id}.cut-short.tmp").write_bytes(b"MARKER-SUBJECT half")
+        assert 3 == len(list(flow.outbox.glob("*.eml"))) + 1 == len(
+            [p for p in flow.outbox.iterdir() if b"MARKER-SUBJECT" in p.read_bytes()])
+        await past_retention(env, gone.id)
+
+        async def keyring() -> KeyRing:
+            return await load_keyring(env.store, env.master)
+
+        purger = Purger(env.store, FileBlobStore(env.settings.data_dir / "blobs"), keyring,
+                        outbox=OutboxDelivery(flow.outbox))
+        unlink = Path.unlink
+
+        def dies_after_one(path: Path, missing_ok: bool = False) -> None:
+            unlink(path, missing_ok)
+            if path.parent == flow.outbox:
+                raise RuntimeError("killed")
+
+        monkeypatch.setattr(Path, "unlink", dies_after_one)
+        with pytest.raises(RuntimeError):
+            await purger.run(datetime.now(UTC))
+        monkeypatch.setattr(Path, "unlink", unlink)
+        assert 1 == len(await env.store.records.list("purge"))
+        assert [gone.reference] == (await purger.run(datetime.now(UTC))).purged
+
+        assert [f"{o}.eml" for o in {e.data["outbound_id"] for e in await env.store.audit.events(
+            kept.id) if e.type == "mail.sent"}] == [p.name for p in flow.outbox.iterdir()]
+        events = await env.store.audit.events(gone.id)
+        assert 1 == sum(e.type == "case.purged" for e in events)
+        assert (await verify_audit(env.store)).ok
+
+        ring = await load_keyring(env.store, env.master)
+        kid, public = ring.active_public_key()
+        late = OutboundMail(id="o_late-reply-1", case_id=gone.id, kind="reply",
+                            from_address=f"complaints-gd@{DOMAIN}",
+                            to_address="li.ming@example.cn", subject="MARKER-SUBJECT",
+                            body="MARKER-LATE", message_id=f"<o_late-reply-1@{DOMAIN}>")
+        await queue_outbound(env.bus, late, kid=kid, public=public,
+                             correlation_id="corr-retention")
+        await flow.settle()
+        assert not (flow.outbox / "o_late-reply-1.eml").exists()
+        assert events == await env.store.audit.events(gone.id)
 
 
 async def test_dry_run_changes_nothing(

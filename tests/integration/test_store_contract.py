@@ -152,6 +152,40 @@ async def test_concurrent_opens_of_one_submission_create_one_case(store: Store) 
     assert receipt_for(case) == await store.receipts.get(f"{1:064x}")
 
 
+async def test_one_failing_open_among_concurrent_ones_fails_alone(store: Store) -> None:
+    """Opens at the same moment may share a transaction (SQLite's group commit): a case
+    that cannot be stored (its id is taken by another submission's case) fails for its
+    caller only; the others are stored whole, with their events and receipts."""
+    taken = await open_case(store, make_case(1))
+    clash = replace(make_case(2), id=taken.id)
+    good = [make_case(n) for n in (3, 4, 5)]
+    results = await asyncio.gather(
+        *(store.cases.open(c, first_events(c), receipt_for(c), reference_prefix="R-2026")
+          for c in [good[0], clash, *good[1:]]), return_exceptions=True)
+    assert isinstance(results[1], Exception)
+    assert [True, True, True] == [r[1] for r in (results[0], *results[2:])]  # type: ignore[index]
+    assert 4 == await store.cases.count()
+    assert await store.cases.by_submission(clash.submission_id) is None
+    assert await store.receipts.get(f"{2:064x}") is None
+    for case in good:
+        assert first_events(case) == await store.audit.events(case.id)
+        assert receipt_for(case) == await store.receipts.get(case.receipt_hash or "")
+    assert taken == await store.cases.get(taken.id)
+
+
+async def test_sqlite_runs_a_transaction_in_one_trip_to_its_thread(tmp_path: Any) -> None:
+    """The SQLite adapter uses aiosqlite's internal queue (not public API) to run a whole
+    transaction in one hop: fail here, loudly, if an aiosqlite release changes it."""
+    from hotline.adapters._sqlite import connect, in_connection_thread
+
+    db = await connect(tmp_path / "hop.db", synchronous="NORMAL")
+    try:
+        assert 3 == await in_connection_thread(
+            db, lambda conn: conn.execute("SELECT 1 + 2").fetchone()[0])
+    finally:
+        await db.close()
+
+
 async def test_lookups_of_unknown_things_return_none(store: Store) -> None:
     """get, by_submission, by_reference, receipts.get and accounts.get answer None."""
     await open_case(store, make_case(1))

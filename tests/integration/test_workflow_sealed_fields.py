@@ -18,7 +18,7 @@ from casework.app import CaseworkDeps, create_app
 from hotline.contract import Submission
 from hotline.crypto import receipt_reply_public_key, seal
 from hotline.ports import Message
-from hotline.services import add_account, load_keyring
+from hotline.services import add_account, audit_trail, load_keyring
 from router.worker import Router
 from tests.support.embedded import Embedded, RecordingBus, embedded
 from tests.support.officer_login import officer_headers
@@ -120,7 +120,8 @@ async def test_text_fields_are_sealed_at_rest_and_opened_only_with_an_audited_op
                                      headers=headers)).json()
     assert FINDINGS == opened["workflow"]["record"]["conclude"]["findings"]
     assert REVIEW == opened["workflow"]["record"]["propose_disposition"]["collective_review"]
-    opens = [e.data for e in await env.store.audit.events(case_id) if e.type == "content.opened"]
+    opens = [e["texts"] for e in await audit_trail(env.store, case_id)
+             if e["type"] == "content.opened"]
     assert [{"reason": "review findings"}] == opens
 
 

@@ -22,6 +22,7 @@ from hotline.crypto import (
     MasterKey,
     PowIssuer,
     ReceiptKeys,
+    Sealed,
     TokenSigner,
     b64d,
     b64e,
@@ -190,6 +191,37 @@ def test_reply_key_is_deterministic_per_receipt() -> None:
     assert _public_bytes_of_receipt(CANONICAL) == _public_bytes_of_receipt(CANONICAL)
     assert _public_bytes_of_receipt(CANONICAL) != _public_bytes_of_receipt(
         "7KQ2M10ABCDEFGHJKMNQ")
+
+
+def test_reply_key_derivation_is_pinned() -> None:
+    """The reply key of a receipt never changes (replies to old receipts must still open)."""
+    expected = "e7964c6113d025f8e39aaef9188524d5d0d18fa4fa479bc99eddb3a0d8836000"
+
+    assert expected == _public_bytes_of_receipt(CANONICAL).hex()
+
+
+def test_reply_key_seed_is_hkdf_sha256_of_the_receipt() -> None:
+    """The reply key's private half is HKDF-SHA256 of the canonical receipt."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.hashes import SHA256
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    for receipt in (CANONICAL, normalise_receipt(generate_receipt())):
+        assert receipt is not None
+        seed = HKDF(SHA256(), 32, salt=b"hotline/1 receipt", info=b"reply key").derive(
+            receipt.encode("ascii"))
+        expected = X25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        assert expected == _public_bytes_of_receipt(receipt)
+
+
+def test_receipt_hash_is_hmac_sha256_hex() -> None:
+    """The keyed receipt hash is HMAC-SHA256 in hex (stored hashes must keep matching)."""
+    import hmac
+
+    expected = hmac.new(b"a" * 32, CANONICAL.encode(), hashlib.sha256).hexdigest()
+
+    assert expected == ReceiptKeys(b"a" * 32).receipt_hash(CANONICAL)
 
 
 def test_reply_key_opens_what_was_sealed_to_its_public_half() -> None:
@@ -588,3 +620,79 @@ def test_key_ring_refuses_records_of_another_master_key(master: MasterKey) -> No
 
     with pytest.raises(SealError):
         KeyRing([foreign], master)
+
+
+def test_sealed_from_wire_passes_the_text_on_and_decodes_the_same_bytes() -> None:
+    """A parsed envelope goes back on the wire as received and decodes to its bytes."""
+    original = Sealed("k1", bytes(range(32)), bytes(range(50)))
+    wire = original.to_wire()
+
+    parsed = Sealed.from_wire(dict(wire))
+
+    assert wire == parsed.to_wire()
+    assert 50 == parsed.ciphertext_size
+    assert original == parsed
+    assert hash(original) == hash(parsed)
+    assert (original.enc, original.ciphertext) == (parsed.enc, parsed.ciphertext)
+
+
+@pytest.mark.parametrize("size", [17, 18, 19, 20])
+def test_sealed_ciphertext_size_is_known_without_decoding(size: int) -> None:
+    """ciphertext_size of a parsed envelope equals the decoded length for every tail."""
+    parsed = Sealed.from_wire(Sealed("k1", bytes(32), bytes(size)).to_wire())
+
+    assert size == parsed.ciphertext_size
+    assert size == len(parsed.ciphertext)
+
+
+def _wire_with(field: str, text: str) -> dict[str, str]:
+    wire = Sealed("k1", bytes(32), bytes(20)).to_wire()
+    wire[field] = text
+    return wire
+
+
+@pytest.mark.parametrize("wire", [
+    _wire_with("enc", "A" * 42 + "B"),  # 43 symbols: the last one's two unused bits set
+    _wire_with("enc", "A" * 42),  # 31 bytes
+    _wire_with("ciphertext", "A" * 26 + "B"),
+    _wire_with("ciphertext", "AB"),  # 2 symbols: four unused bits set
+    _wire_with("ciphertext", "A"),  # no byte length has 1 symbol
+    _wire_with("ciphertext", "AA=="),  # padded
+    _wire_with("ciphertext", "AA+A"),  # not the URL-safe alphabet
+    _wire_with("ciphertext", "AA A"),
+], ids=["enc-bits", "enc-short", "ct-bits-27", "ct-bits-2", "ct-len", "ct-padded",
+        "ct-alphabet", "ct-space"])
+def test_sealed_from_wire_refuses_non_canonical_base64(wire: dict[str, str]) -> None:
+    """Padding, foreign symbols, impossible lengths and set unused bits are refused."""
+    with pytest.raises(ContractError):
+        Sealed.from_wire(wire)
+
+
+def test_sealed_is_immutable() -> None:
+    """Like the frozen dataclass it replaced, a Sealed cannot be changed."""
+    sealed = Sealed("k1", bytes(32), b"x" * 20)
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sealed.kid = "k2"
+
+
+@pytest.mark.parametrize("size", [49_151, 49_152, 49_153, 200_002])
+def test_b64d_round_trips_values_larger_than_one_decoding_slice(size: int) -> None:
+    """Large values are decoded slice by slice; the bytes are the same."""
+    raw = bytes(range(256)) * (size // 256) + bytes(size % 256)
+
+    assert raw == b64d(b64e(raw))
+
+
+def test_sealed_survives_copy_deepcopy_and_pickle() -> None:
+    """Copies of a Sealed (also one parsed from the wire) are equal to it."""
+    import copy
+    import pickle
+
+    built = Sealed("k1", bytes(32), b"x" * 20)
+    parsed = Sealed.from_wire(built.to_wire())
+
+    for sealed in (built, parsed):
+        assert sealed == copy.copy(sealed)
+        assert sealed == copy.deepcopy(sealed)
+        assert sealed == pickle.loads(pickle.dumps(sealed))

@@ -258,3 +258,16 @@ def test_english_number_words_count_only_as_whole_words() -> None:
     counts = RuleSet.load().counts
     assert count_facts(normalise("someone households were cut off"), counts) == {}
     assert count_facts(normalise("one households were cut off"), counts) == {"households": 1}
+
+
+def test_to_dict_is_dataclasses_asdict() -> None:
+    """The hand-written serialiser gives what dataclasses.asdict gives, nested values too."""
+    import dataclasses
+
+    result = report("采购部经理王某收受供应商回扣200万元，并多次打击报复举报人；3名工人受伤",
+                    unit="GD", real_name=True,
+                    subjects=[{"name": "王某", "unit": "GD", "position": "采购部经理"}])
+    assert result.fired  # nested values present
+    assert result.exclusions
+    assert result.subjects
+    assert dataclasses.asdict(result) == result.to_dict()
