@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from hotline.adapters._sqlite import connect
+from hotline.adapters._sqlite import connect, in_connection_thread
 from hotline.bus import deliver
 from hotline.errors import BusUnavailable
 from hotline.logging import get_logger
@@ -187,45 +188,40 @@ class SqliteBus:
 
     async def _claim(self, queue: str, limit: int) -> list[tuple[int, Message]]:
         now = time.time()
+        params = (now + self._lease, queue, now, limit)
         async with self._lock:
-            cursor = await self._conn().execute(
-                _CLAIM, (now + self._lease, queue, now, limit))
-            rows = await cursor.fetchall()
+            rows = await in_connection_thread(
+                self._conn(), lambda conn: conn.execute(_CLAIM, params).fetchall())
         rows = sorted(rows, key=lambda r: int(r[0]))
         return [(int(r[0]), _message(r, delivery_count=int(r[7]) - 1)) for r in rows]
 
     async def _settle(self, queue: str,
                       results: list[tuple[tuple[int, Message], Outcome]]) -> None:
         now = time.time()
-        async with self._lock:
-            db = self._conn()
-            await db.execute("BEGIN IMMEDIATE")
+
+        def settle(conn: sqlite3.Connection) -> None:
+            # One trip to the connection's thread for the whole batch.
+            conn.execute("BEGIN IMMEDIATE")
             try:
                 for (seq, message), outcome in results:
                     attempts = message.delivery_count + 1
                     if outcome is Outcome.ACK:
-                        await db.execute("DELETE FROM bus_messages WHERE seq = ?", (seq,))
+                        conn.execute("DELETE FROM bus_messages WHERE seq = ?", (seq,))
                     elif outcome is Outcome.REJECT or attempts >= self.delivery_limit:
                         reason = "rejected" if outcome is Outcome.REJECT else "delivery limit"
-                        await self._park(db, seq, reason, now)
+                        _park(conn, seq, reason, now)
                     else:
-                        await db.execute(
+                        conn.execute(
                             "UPDATE bus_messages SET leased = 0, visible_at = ? WHERE seq = ?",
                             (now + self._backoff * attempts, seq))
-                await db.execute("COMMIT")
+                conn.execute("COMMIT")
             except BaseException:
-                await db.execute("ROLLBACK")
+                conn.execute("ROLLBACK")
                 raise
-        _ = queue
 
-    @staticmethod
-    async def _park(db: aiosqlite.Connection, seq: int, reason: str, now: float) -> None:
-        await db.execute(
-            "INSERT INTO bus_parked (queue, routing_key, message_id, correlation_id, headers,"
-            " body, delivery_count, parked_at, reason) SELECT queue, routing_key, message_id,"
-            " correlation_id, headers, body, delivery_count, ?, ? FROM bus_messages"
-            " WHERE seq = ?", (now, reason, seq))
-        await db.execute("DELETE FROM bus_messages WHERE seq = ?", (seq,))
+        async with self._lock:
+            await in_connection_thread(self._conn(), settle)
+        _ = queue
 
     # -- parking queue ----------------------------------------------------------------
 
@@ -259,6 +255,15 @@ class SqliteBus:
             self._arrived.set()
             _log.info("parking.replayed", count=len(rows), queue=PARKING_QUEUE)
         return len(rows)
+
+
+def _park(conn: sqlite3.Connection, seq: int, reason: str, now: float) -> None:
+    conn.execute(
+        "INSERT INTO bus_parked (queue, routing_key, message_id, correlation_id, headers,"
+        " body, delivery_count, parked_at, reason) SELECT queue, routing_key, message_id,"
+        " correlation_id, headers, body, delivery_count, ?, ? FROM bus_messages"
+        " WHERE seq = ?", (now, reason, seq))
+    conn.execute("DELETE FROM bus_messages WHERE seq = ?", (seq,))
 
 
 def _message(row: Any, *, delivery_count: int) -> Message:
