@@ -56,6 +56,8 @@ NEGATIVE_LIST = "negative_list"  # the record kind casework keeps the supplier l
 OPENED = Counter("hotline_cases_opened_total", "Cases opened", ["kind", "severity", "unit"])
 FOLLOWUPS = Counter("hotline_followups_total", "Reporter follow-up messages added")
 RULES_FIRED = Counter("hotline_triage_rules_fired_total", "Triage rules fired", ["rule"])
+PURGED_FOLLOWUPS = Counter("hotline_followups_dropped_purged_total",
+                           "Reporter follow-ups to a case already purged (not stored)")
 DUPLICATES = Counter("hotline_submissions_redelivered_total",
                      "Submissions that already had a case (redelivery)")
 
@@ -203,6 +205,13 @@ class Router:
         if record is None:
             # The case of this receipt is not stored (yet): let the broker retry, then park.
             raise NotFound("no case for this receipt yet")
+        current = await self.store.cases.get(record.case_id)
+        if current is not None and current.status == "purged":
+            # Retention ended: the case is a tombstone and takes no new content.
+            PURGED_FOLLOWUPS.inc()
+            _log.info("followup.dropped_purged", case_id=record.case_id,
+                      submission_id=submission.id)
+            return
         message = CaseMessage(
             id=submission.id, case_id=record.case_id, at=submission.occurred_at,
             author="reporter", actor="reporter", sealed_for_org=submission.sealed,

@@ -443,3 +443,26 @@ async def test_the_past_retention_query_uses_an_index_also_on_an_older_database(
         assert "USING INDEX cases_by_retention" in plan
     finally:
         await reopened.close()
+
+
+async def test_a_followup_to_a_purged_case_is_not_stored(
+        env: Embedded, router: Router, blobs: FileBlobStore) -> None:
+    """An old receipt still reaches the tombstone (it reads "closed"), but what the
+    reporter sends after the purge is dropped, not kept on the tombstone."""
+    case_id = await file_report(env, router, await put_blob(env, blobs))
+    await past_retention(env, case_id)
+    await purger(env, blobs).run(datetime.now(UTC))
+    assert [] == await env.store.cases.messages(case_id)
+    ring = await load_keyring(env.store, env.master)
+    kid, public = ring.active_public_key()
+    late = Submission(id=secrets.token_urlsafe(12), occurred_at=datetime.now(UTC),
+                      correlation_id="corr-late", kind="followup", channel="web",
+                      sealed=seal(b"MARKER-LATE after the purge", public, kid=kid,
+                                  purpose="message"),
+                      sealed_by="intake", receipt_hash=env.receipts.receipt_hash(RECEIPT),
+                      reporter_copy=seal(b"MARKER-LATE", public, kid=kid, purpose="message"))
+    await router.handle(Message(late.routing_key, late.id, late.to_bytes()))
+    assert [] == await env.store.cases.messages(case_id)
+    tombstone = await env.store.cases.get(case_id)
+    assert tombstone is not None
+    assert "purged" == tombstone.status
