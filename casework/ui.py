@@ -14,7 +14,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlencode
 
 import jinja2
@@ -149,6 +149,22 @@ def _json_of(response: web.StreamResponse) -> Any:
 
 def _back(path: str, **query: str) -> web.HTTPSeeOther:
     return web.HTTPSeeOther(path + ("?" + urlencode(query) if query else ""))
+
+
+async def submit_to_api(request: web.Request, handler: Handler, doc: dict[str, Any],
+                        back: str, flash: str) -> NoReturn:
+    """A case form: the JSON API handler does the work (same checks as the API), then
+    back to ``back`` with its error or with ``flash``."""
+    request[api.FORM_BODY] = doc
+    try:
+        await handler(request)
+    except ApiError as exc:
+        raise _back(back, error=exc.message) from None
+    raise _back(back, flash=flash)
+
+
+def _case_page(request: web.Request) -> str:
+    return f"/ui/cases/{request.match_info['case_id']}"
 
 
 # --- sign-in ----------------------------------------------------------------------------
@@ -296,37 +312,22 @@ def _action_doc(fields: Any) -> dict[str, Any]:
 
 @page(form=True)
 async def case_action(request: web.Request) -> web.StreamResponse:
-    request[api.FORM_BODY] = _action_doc(await request.post())
-    base = f"/ui/cases/{request.match_info['case_id']}"
-    try:
-        await api.post_action(request)
-    except ApiError as exc:
-        raise _back(base, error=exc.message) from None
-    raise _back(base, flash="Done")
+    await submit_to_api(request, api.post_action, _action_doc(await request.post()),
+                        _case_page(request), "Done")
 
 
 @page(form=True)
 async def case_message(request: web.Request) -> web.StreamResponse:
     fields = await request.post()
-    request[api.FORM_BODY] = {"body": str(fields.get("body", ""))}
-    base = f"/ui/cases/{request.match_info['case_id']}"
-    try:
-        await api.post_message(request)
-    except ApiError as exc:
-        raise _back(base, error=exc.message) from None
-    raise _back(base, flash="Message sent")
+    await submit_to_api(request, api.post_message, {"body": str(fields.get("body", ""))},
+                        _case_page(request), "Message sent")
 
 
 @page(form=True)
 async def disclosure_request(request: web.Request) -> web.StreamResponse:
     fields = await request.post()
-    request[api.FORM_BODY] = {"reason": str(fields.get("reason", ""))}
-    base = f"/ui/cases/{request.match_info['case_id']}"
-    try:
-        await request_disclosure(request)
-    except ApiError as exc:
-        raise _back(base, error=exc.message) from None
-    raise _back(base, flash="Disclosure requested")
+    await submit_to_api(request, request_disclosure, {"reason": str(fields.get("reason", ""))},
+                        _case_page(request), "Disclosure requested")
 
 
 @page(form=True)
@@ -338,15 +339,10 @@ async def disclosure_decide(request: web.Request) -> web.StreamResponse:
     if fields.get("withhold_notice") and doc["decision"] == "approve":
         doc["withhold_notice"] = True
         doc["withhold_reason"] = str(fields.get("withhold_reason", ""))
-    request[api.FORM_BODY] = doc
-    back = str(fields.get("back", "")) or f"/ui/cases/{request.match_info['case_id']}"
+    back = str(fields.get("back", "")) or _case_page(request)
     back = back if back.startswith("/ui/") else "/ui/disclosures"
-    try:
-        await decide_disclosure(request)
-    except ApiError as exc:
-        raise _back(back, error=exc.message) from None
-    raise _back(back, flash="Request " + ("approved" if doc["decision"] == "approve"
-                                          else "denied"))
+    await submit_to_api(request, decide_disclosure, doc, back, "Request " + (
+        "approved" if doc["decision"] == "approve" else "denied"))
 
 
 @page()

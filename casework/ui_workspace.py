@@ -16,7 +16,7 @@ from casework.accounts import AccountAdmin, change_password, session_claims
 from casework.attachments import download as download_attachment
 from casework.manual_intake import register
 from casework.notes import add_note
-from casework.ui import _CLAIMS, _back, _json_of, _render, page
+from casework.ui import _CLAIMS, _back, _case_page, _json_of, _render, page, submit_to_api
 from hotline.clock import utcnow
 from hotline.contract import COMPLAINT_CATEGORIES, REPORT_CATEGORIES, format_time
 from hotline.domain.case import ROLES, Account
@@ -37,13 +37,8 @@ def _see_other(location: str) -> web.Response:
 @page(form=True)
 async def case_note(request: web.Request) -> web.StreamResponse:
     fields = await request.post()
-    request[api.FORM_BODY] = {"body": str(fields.get("body", ""))}
-    base = f"/ui/cases/{request.match_info['case_id']}"
-    try:
-        await add_note(request)
-    except ApiError as exc:
-        raise _back(base, error=exc.message) from None
-    raise _back(base, flash="Note added")
+    await submit_to_api(request, add_note, {"body": str(fields.get("body", ""))},
+                        _case_page(request), "Note added")
 
 
 @page()
