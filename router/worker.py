@@ -141,7 +141,7 @@ class Router:
         result = self.triage.triage(TriageInput(
             kind=submission.kind, category=submission.category, channel=submission.channel,
             payload=payload, real_name=bool(payload.get("identity")), unit=submission.unit,
-            earlier_fingerprints=(raw,) if earlier else ()))
+            earlier_fingerprints=(raw,) if earlier else (), fingerprint=raw))
         return result, fingerprint
 
     async def _open_case(self, submission: Submission, payload: dict[str, Any]) -> None:

@@ -171,20 +171,86 @@ class SqliteBus:
     # -- consuming --------------------------------------------------------------------
 
     async def consume(self, queue: str, handler: Handler, *, prefetch: int = 32) -> None:
+        """Deliver ``queue``'s messages to ``handler``, up to ``prefetch`` at once, until
+        cancelled.
+
+        A window, not a batch: a message is leased and handed to the handler as soon as
+        there is room, while the others are still running, and each one is settled soon
+        after its handler returns — so one slow message (a long report) does not hold back
+        the ones behind it, and the CPU is not idle while a batch is settled and the next
+        one leased. Leases are taken and settled in batches (one transaction each) so that
+        a busy queue costs a few transactions per window, not several per message. Leases
+        of long-running handlers are renewed; on cancellation the running handlers are
+        cancelled and their messages keep their lease, to be released by the next
+        consumer that starts.
+        """
         async with self._lock:
             # Leases of a consumer that died are released: its messages are due again.
             await self._conn().execute(
                 "UPDATE bus_messages SET leased = 0, visible_at = 0 WHERE queue = ? AND leased = 1",
                 (queue,))
-        while True:
-            batch = await self._claim(queue, prefetch)
-            if not batch:
-                self._arrived.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._arrived.wait(), self._poll)
-                continue
-            outcomes = await asyncio.gather(*(deliver(handler, m) for _, m in batch))
-            await self._settle(queue, list(zip(batch, outcomes, strict=True)))
+        running: dict[asyncio.Task[Outcome], tuple[int, Message, float]] = {}
+        finished: list[tuple[tuple[int, Message], Outcome]] = []
+        arrival: asyncio.Task[Any] | None = None
+        refill = max(1, prefetch // 2)  # lease more once this many places are free
+        try:
+            while True:
+                if finished:
+                    settling, finished = finished, []
+                    await self._settle(queue, settling)
+                room = prefetch - len(running)
+                drained = False
+                if not running or room >= refill:
+                    self._arrived.clear()
+                    batch = await self._claim(queue, room)
+                    drained = len(batch) < room
+                    now = time.monotonic()
+                    for seq, message in batch:
+                        task = asyncio.create_task(deliver(handler, message))
+                        running[task] = (seq, message, now)
+                await self._renew(queue, running)
+                if not running:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._arrived.wait(), self._poll)
+                    continue
+                waiting: set[asyncio.Future[Any]] = set(running)
+                timeout = self._lease / 4  # wake up to renew leases of long handlers
+                if drained and prefetch - len(running) >= refill:
+                    # Room for more: a new message need not wait for a running one (and
+                    # one published by another process is seen within the poll interval).
+                    if arrival is None or arrival.done():
+                        arrival = asyncio.create_task(self._arrived.wait())
+                    waiting.add(arrival)
+                    timeout = self._poll
+                done, _ = await asyncio.wait(waiting, timeout=timeout,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                for task in [t for t in running if t in done]:
+                    seq, message, _ = running.pop(task)
+                    finished.append(((seq, message), task.result()))
+        finally:
+            if arrival is not None:
+                arrival.cancel()
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _renew(self, queue: str,
+                     running: dict[asyncio.Task[Outcome], tuple[int, Message, float]]) -> None:
+        """Extend the lease of messages whose handlers have run for half of it, so that no
+        other consumer (nor this one) takes them while they are still being handled."""
+        now = time.monotonic()
+        due = [(task, seq) for task, (seq, _, since) in running.items()
+               if now - since >= self._lease / 2]
+        if not due:
+            return
+        until = time.time() + self._lease
+        async with self._lock:
+            await self._conn().executemany(
+                "UPDATE bus_messages SET visible_at = ? WHERE seq = ? AND queue = ?",
+                [(until, seq, queue) for _, seq in due])
+        for task, _ in due:
+            seq, message, _since = running[task]
+            running[task] = (seq, message, now)
 
     async def _claim(self, queue: str, limit: int) -> list[tuple[int, Message]]:
         now = time.time()

@@ -657,9 +657,15 @@ class _Records(_Base):
 
 
 class SqliteStore:
-    """The :class:`hotline.ports.Store` on one SQLite file."""
+    """The :class:`hotline.ports.Store` on one SQLite file.
 
-    def __init__(self, path: Path | str, *, synchronous: str = "NORMAL") -> None:
+    Every commit is durable when it returns (``synchronous=FULL``): the router
+    acknowledges a submission to the bus right after its case committed, and an officer is
+    told an action was recorded, so a power cut after either must not take the write
+    back. (``NORMAL`` in WAL mode survives a crash of the process but not of the machine.)
+    """
+
+    def __init__(self, path: Path | str, *, synchronous: str = "FULL") -> None:
         self.path = Path(path)
         self._synchronous = synchronous
         self._db: aiosqlite.Connection | None = None

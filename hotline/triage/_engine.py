@@ -53,6 +53,8 @@ class TriageInput:
     real_name: bool = False
     unit: str | None = None
     earlier_fingerprints: Sequence[str] = ()
+    # ``content_fingerprint(kind, payload)`` when the caller has already computed it
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -265,7 +267,7 @@ class TriageEngine:
         return subjects
 
     def _facts(self, request: TriageInput, text: str, home: str | None,
-               subjects: Sequence[Subject]) -> tuple[Facts, Subject | None]:
+               subjects: Sequence[Subject], fingerprint_: str) -> tuple[Facts, Subject | None]:
         rules = self.rules
         amounts = parse_amounts(text, rules.currencies, rules.rates, rules.count_units)
         best = max(amounts, key=lambda a: a.cny, default=None)
@@ -290,7 +292,6 @@ class TriageEngine:
             else f"RMB {amount_cny:,.0f}",
             **{k: str(v) for k, v in counts.items()},
         }
-        fingerprint_ = content_fingerprint(request.kind, request.payload)
         facts = Facts(
             kind=request.kind, category=request.category, channel=request.channel,
             units=frozenset(units), real_name=request.real_name,
@@ -315,10 +316,11 @@ class TriageEngine:
     def triage(self, request: TriageInput) -> TriageResult:
         """Severity, flow, fired rules with reasons, retaliation risk, routing, exclusions."""
         rules = self.rules
-        text = normalise(_text_of(request.payload))
+        text = _normalised_text_of(request.payload)
         home = self._home_unit(request)
         subjects = self._subjects(request, text, home)
-        facts, primary = self._facts(request, text, home, subjects)
+        fingerprint_ = request.fingerprint or content_fingerprint(request.kind, request.payload)
+        facts, primary = self._facts(request, text, home, subjects, fingerprint_)
 
         score, factors = 0, []
         for factor in rules.factors:
@@ -344,8 +346,8 @@ class TriageEngine:
             priority=any(r.priority for r in fired_rules), real_name=request.real_name,
             fired=fired, retaliation_risk=risk, responsible_unit=responsible,
             escalated=escalate and stub is not None, stub_unit=stub,
-            exclusions=self._exclusions(subjects), fingerprint=content_fingerprint(
-                request.kind, request.payload), repeat=facts.repeat,
+            exclusions=self._exclusions(subjects), fingerprint=fingerprint_,
+            repeat=facts.repeat,
             amount_cny=None if facts.amount_cny is None else str(facts.amount_cny),
             referral_outside=outside, subjects=tuple(subjects),
         )
@@ -479,6 +481,21 @@ def _text_of(payload: Mapping[str, Any]) -> str:
         if isinstance(subject, Mapping):
             parts.append(subject.get("position"))
     return "\n".join(str(p) for p in parts if p)
+
+
+def _normalised_text_of(payload: Mapping[str, Any]) -> str:
+    """``normalise(_text_of(payload))``, one field at a time.
+
+    Equal because no step of :func:`normalise` reaches across a line break (NFKC and case
+    folding work per character, zhconv's phrases hold no line break, whitespace runs
+    collapse to one space), and cheaper: the description's normalised form is then the
+    one :func:`content_fingerprint` needs too, and is converted once, not twice.
+    """
+    parts = [payload.get(k) for k in ("title", "subject", "description", "location", "evidence")]
+    for subject in payload.get("subjects") or ():
+        if isinstance(subject, Mapping):
+            parts.append(subject.get("position"))
+    return " ".join(filter(None, (normalise(str(p)) for p in parts if p)))
 
 
 @cache

@@ -198,13 +198,8 @@ def parse_amounts(text: str, currencies: Mapping[str, Sequence[str]],
     """
     found: list[Amount] = []
     text = _APPROX.sub("", text)
-    markers = sorted(((normalise(m), code) for code, ms in currencies.items() for m in ms),
-                     key=lambda item: len(item[0]), reverse=True)
-    marker_re = "|".join(re.escape(m) for m, _ in markers)
-    by_marker = dict(markers)
-    prefix = re.compile(rf"(?P<cur>{marker_re})\s*(?P<num>{NUMBER}){_MAG}\s*(?P<cur2>{marker_re})?")
-    suffix = re.compile(rf"(?P<num>{NUMBER}){_MAG}\s*(?P<cur>{marker_re})")
-    bare = re.compile(rf"(?P<num>{NUMBER})(?!\s*(?:{'|'.join(map(re.escape, count_units))}))")
+    prefix, suffix, bare, by_marker = _amount_patterns(
+        tuple((code, tuple(ms)) for code, ms in currencies.items()), tuple(count_units))
     taken: list[tuple[int, int]] = []
 
     def add(match: re.Match[str], code: str) -> None:
@@ -234,6 +229,21 @@ def parse_amounts(text: str, currencies: Mapping[str, Sequence[str]],
         if re.search("[万亿]", number_text) and number_text[0] not in _UNIT_CHARS:
             add(match, "CNY")
     return found
+
+
+@functools.lru_cache(maxsize=16)
+def _amount_patterns(currencies: tuple[tuple[str, tuple[str, ...]], ...],
+                     count_units: tuple[str, ...]
+                     ) -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str], dict[str, str]]:
+    """The prefix, suffix and bare-number patterns of one vocabulary, built once (a rule set
+    has one; building them for every submission cost as much as matching them)."""
+    markers = sorted(((normalise(m), code) for code, ms in currencies for m in ms),
+                     key=lambda item: len(item[0]), reverse=True)
+    marker_re = "|".join(re.escape(m) for m, _ in markers)
+    prefix = re.compile(rf"(?P<cur>{marker_re})\s*(?P<num>{NUMBER}){_MAG}\s*(?P<cur2>{marker_re})?")
+    suffix = re.compile(rf"(?P<num>{NUMBER}){_MAG}\s*(?P<cur>{marker_re})")
+    bare = re.compile(rf"(?P<num>{NUMBER})(?!\s*(?:{'|'.join(map(re.escape, count_units))}))")
+    return prefix, suffix, bare, dict(markers)
 
 
 def _prefix_ok(marker: str) -> bool:

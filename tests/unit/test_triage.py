@@ -271,3 +271,30 @@ def test_to_dict_is_dataclasses_asdict() -> None:
     assert result.exclusions
     assert result.subjects
     assert dataclasses.asdict(result) == result.to_dict()
+
+
+# -- the text is normalised one field at a time -------------------------------------------
+
+_FIELD_ALPHABET = [*"發現經理貪污賄賂乾干後后里裡ＡＢｃ１２ 　\t\n\r\x0b\x85\u3000éé",
+                   "e\u0301", "\u0301", "Straße", "ﬁ", "總經理", "retaliation", " bribe ",
+                   "丟失", "臺灣", "头发", "頭髮"]
+_fields = st.lists(st.sampled_from(_FIELD_ALPHABET), max_size=12).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.fixed_dictionaries({}, optional={k: _fields for k in (
+    "title", "subject", "description", "location", "evidence")}),
+    st.lists(_fields, max_size=3))
+def test_fields_normalised_apart_equal_the_joined_text_normalised(
+        payload: dict[str, str], positions: list[str]) -> None:
+    from hotline.triage._engine import _normalised_text_of, _text_of
+
+    doc: dict[str, Any] = {**payload, "subjects": [{"position": p} for p in positions]}
+    assert normalise(_text_of(doc)) == _normalised_text_of(doc)
+
+
+def test_no_zhconv_phrase_spans_a_line_break() -> None:
+    """What makes normalising field by field equal: conversion never looks across lines."""
+    import zhconv  # type: ignore[import-untyped]
+
+    assert [] == [w for w in zhconv.zhconv.getdict("zh-cn") if "\n" in w or "\r" in w]

@@ -1,0 +1,131 @@
+"""The embedded queue's consumer keeps a window of messages in flight, not a batch.
+
+A message that arrives while others are being handled is taken at once (if there is
+room), and a handler that runs longer than half the lease has its lease renewed, so the
+message is not delivered a second time while it is still being handled.
+"""
+
+# STYLE.md: asserts read `assert expected == actual`, which SIM300 calls a Yoda condition.
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from hotline.adapters.sqlite_bus import SqliteBus
+from hotline.ports import Handler, Message
+from hotline.topology import ROUTER_QUEUE
+
+pytestmark = pytest.mark.integration
+
+WAIT = 15.0  # seconds any single expected event may take on a busy 2-core machine
+
+
+def _message(message_id: str) -> Message:
+    body = json.dumps({"schema": "hotline.submission/1", "id": message_id}).encode()
+    return Message(routing_key="submission.report", message_id=message_id, body=body,
+                   correlation_id=f"corr-{message_id}", headers={"schema": "hotline.submission/1"})
+
+
+@contextlib.asynccontextmanager
+async def _consuming(bus: SqliteBus, handler: Handler, *,
+                     prefetch: int) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(bus.consume(ROUTER_QUEUE, handler, prefetch=prefetch))
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _remaining(path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return int(db.execute("SELECT count(*) FROM bus_messages").fetchone()[0])
+
+
+async def test_a_message_arriving_during_a_slow_one_is_handled_before_it_ends(
+        tmp_path: Path) -> None:
+    """The slow handler waits for the second message's handler: a batch consumer deadlocks."""
+    bus = SqliteBus(tmp_path / "bus.sqlite3", poll_seconds=0.05)
+    await bus.open()
+    slow_started, fast_done = asyncio.Event(), asyncio.Event()
+    order: list[str] = []
+
+    async def handle(message: Message) -> None:
+        if message.message_id == "slow":
+            slow_started.set()
+            await asyncio.wait_for(fast_done.wait(), WAIT)
+        else:
+            fast_done.set()
+        order.append(message.message_id)
+
+    try:
+        async with _consuming(bus, handle, prefetch=8):
+            await bus.publish(_message("slow"))
+            await asyncio.wait_for(slow_started.wait(), WAIT)
+            await bus.publish(_message("fast"))
+            for _ in range(int(WAIT / 0.05)):
+                if len(order) == 2 and _remaining(bus.path) == 0:
+                    break
+                await asyncio.sleep(0.05)
+        assert (["fast", "slow"], 0) == (order, _remaining(bus.path))
+    finally:
+        await bus.close()
+
+
+async def test_a_long_handler_keeps_its_lease(tmp_path: Path) -> None:
+    """A handler running for several lease periods is not given its message again."""
+    bus = SqliteBus(tmp_path / "bus.sqlite3", poll_seconds=0.05, lease_seconds=0.4)
+    await bus.open()
+    deliveries: list[str] = []
+
+    async def handle(message: Message) -> None:
+        deliveries.append(message.message_id)
+        if message.message_id == "long":
+            await asyncio.sleep(1.5)
+
+    try:
+        async with _consuming(bus, handle, prefetch=4):
+            await bus.publish(_message("long"))
+            # Short messages keep the consumer leasing while the long one runs.
+            for _ in range(10):
+                await bus.publish(_message(uuid.uuid4().hex))
+                await asyncio.sleep(0.15)
+            for _ in range(int(WAIT / 0.05)):
+                if _remaining(bus.path) == 0:
+                    break
+                await asyncio.sleep(0.05)
+        assert (1, 11, 0) == (deliveries.count("long"), len(deliveries), _remaining(bus.path))
+    finally:
+        await bus.close()
+
+
+async def test_many_messages_are_each_handled_once(tmp_path: Path) -> None:
+    """A full window refills as handlers finish; every message is acked exactly once."""
+    bus = SqliteBus(tmp_path / "bus.sqlite3", poll_seconds=0.05)
+    await bus.open()
+    seen: list[str] = []
+
+    async def handle(message: Message) -> None:
+        await asyncio.sleep(0.001 * (hash(message.message_id) % 7))
+        seen.append(message.message_id)
+
+    ids = [f"m{i}" for i in range(300)]
+    try:
+        async with _consuming(bus, handle, prefetch=16):
+            await asyncio.gather(*(bus.publish(_message(i)) for i in ids))
+            for _ in range(int(WAIT / 0.05)):
+                if _remaining(bus.path) == 0 and len(seen) >= len(ids):
+                    break
+                await asyncio.sleep(0.05)
+        assert (sorted(ids), 0) == (sorted(seen), _remaining(bus.path))
+    finally:
+        await bus.close()
