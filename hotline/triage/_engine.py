@@ -297,7 +297,8 @@ class TriageEngine:
             units=frozenset(units), real_name=request.real_name,
             repeat=fingerprint_ in set(request.earlier_fingerprints),
             text_length=len(re.sub(r"\s", "", text)),
-            keywords={name: tuple(ks.find(text)) for name, ks in rules.lexicon.items()},
+            keywords={name: tuple(found)
+                      for name, found in rules.keyword_index.find_all(text).items()},
             amount_cny=amount_cny, amount_text=amount_text, counts=counts,
             subject_ranks=frozenset(s.rank for s in subjects if s.rank),
             subject_in_submission_unit=bool(home) and any(s.unit == home for s in subjects),

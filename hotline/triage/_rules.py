@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -11,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from hotline.triage._text import KeywordSet, normalise
+from hotline.triage._text import KeywordIndex, KeywordSet, normalise
 
 __all__ = ["Condition", "Facts", "Rule", "RuleSet", "validate_rules"]
 
@@ -162,6 +163,11 @@ class RuleSet:
 
     def rank(self, severity: str) -> int:
         return self.order.index(severity)
+
+    @functools.cached_property
+    def keyword_index(self) -> KeywordIndex:
+        """The lexicon's sets, matched in one pass (built on first use)."""
+        return KeywordIndex(self.lexicon)
 
 
 def _conditions(entry: Mapping[str, Any]) -> dict[str, Any]:

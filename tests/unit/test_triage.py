@@ -298,3 +298,35 @@ def test_no_zhconv_phrase_spans_a_line_break() -> None:
     import zhconv  # type: ignore[import-untyped]
 
     assert [] == [w for w in zhconv.zhconv.getdict("zh-cn") if "\n" in w or "\r" in w]
+
+
+# -- all keyword sets in one pass ------------------------------------------------------------
+
+def _keyword_pieces() -> list[str]:
+    """Whole keywords of the packaged lexicon, their halves, and what borders them."""
+    words = [w for ks in RuleSet.load().lexicon.values() for w in ks.words]
+    pieces = [w.rstrip("*").replace("...", "") for w in words]
+    pieces += [p[: max(1, len(p) // 2)] for p in pieces] + [p[len(p) // 2:] for p in pieces]
+    return [*sorted(set(pieces)), " ", "s", "es", "x", "1", "三", "的", "。", "...", "-"]
+
+
+_PIECES = _keyword_pieces()
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=30).map("".join))
+def test_keyword_index_equals_every_set_scanned(text: str) -> None:
+    rules = RuleSet.load()
+    normalised = normalise(text)
+    expected = {name: ks.find(normalised) for name, ks in rules.lexicon.items()}
+    assert expected == rules.keyword_index.find_all(normalised)
+
+
+def test_keyword_index_scans_a_set_whose_keyword_starts_with_a_gap() -> None:
+    from hotline.triage._text import KeywordIndex, KeywordSet
+
+    gap, plain = KeywordSet.build("gap", ["...工资", "欠薪"]), KeywordSet.build("plain", ["欠薪"])
+    text = "拖欠工资,还有欠薪"
+    found = KeywordIndex({"gap": gap, "plain": plain}).find_all(text)
+    assert (None, ["拖欠工资", "欠薪"], ["欠薪"]) == (gap.heads, gap.find(text), plain.find(text))
+    assert {"gap": gap.find(text), "plain": plain.find(text)} == found
