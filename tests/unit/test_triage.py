@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hotline.triage import (
@@ -250,6 +251,27 @@ def _count_facts_everywhere(text: str) -> dict[str, int]:
 def test_count_facts_equals_trying_every_position(text: str) -> None:
     normalised = normalise(text)
     assert count_facts(normalised, RuleSet.load().counts) == _count_facts_everywhere(normalised)
+
+
+_ODD_PATTERNS = {"zeros": ("{n}0",), "commas": ("{n},",), "times": ("{n}\\s*次",),
+                 "tens": ("{n}十人",), "back": ("{n}-\\1",), "ends_in_ten": ("{n}人十",)}
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([*"0123456789,.次十人- ", "一", "three"]), max_size=30)
+       .map("".join))
+@example("3人十5人十")  # a match ends inside a number: the next one starts right there
+def test_count_facts_equals_finditer_for_patterns_ending_inside_numbers(text: str) -> None:
+    """Patterns whose match can end in the middle of a number (rules are data)."""
+    normalised = normalise(text)
+    expected: dict[str, int] = {}
+    for fact, raws in _ODD_PATTERNS.items():
+        for raw in raws:
+            for match in re.finditer(normalise(raw).replace("{n}", _text._COUNT), normalised):
+                number = _text.parse_number(match.group("n"))
+                if number is not None:
+                    expected[fact] = max(expected.get(fact, 0), int(number))
+    assert expected == count_facts(normalised, _ODD_PATTERNS)
 
 
 def test_english_number_words_count_only_as_whole_words() -> None:
