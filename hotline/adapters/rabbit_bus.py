@@ -154,12 +154,15 @@ class RabbitBus:
             correlation_id=message.correlation_id, headers=message.headers))
 
     async def consume(self, queue: str, handler: Handler, *, prefetch: int = 32) -> None:
-        """Deliver messages of ``queue`` to ``handler`` one at a time until cancelled.
+        """Deliver messages of ``queue`` to ``handler`` until cancelled, up to ``prefetch``
+        at once (the broker sends no more unacknowledged ones), each settled as soon as
+        its handler returns — as the embedded queue does, so that the store can commit
+        the cases of concurrent deliveries together.
 
         Survives connection loss: the robust connection re-opens the channel and
         re-registers the consumer. Deliveries received on a channel that has since
-        closed are skipped, the broker redelivers them. On cancellation the message in
-        hand is neither acked nor rejected; closing the channel returns it to the queue.
+        closed are skipped, the broker redelivers them. On cancellation the messages in
+        hand are neither acked nor rejected; closing the channel returns them to the queue.
         """
         inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
 
@@ -168,10 +171,16 @@ class RabbitBus:
 
         channel, amqp_queue, consumer_tag = await self._subscribe(queue, prefetch, receive)
         _log.info("bus.consuming", queue=queue, prefetch=prefetch)
+        running: set[asyncio.Task[None]] = set()
         try:
             while True:
-                await self._settle(handler, await inbox.get())
+                task = asyncio.create_task(self._settle(handler, await inbox.get()))
+                running.add(task)
+                task.add_done_callback(running.discard)
         finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
             await self._stop_consuming(channel, amqp_queue, consumer_tag)
 
     async def parked(self, limit: int = 100) -> list[Message]:

@@ -234,3 +234,33 @@ async def test_message_no_queue_binds_is_published(bus: Bus) -> None:
 
     assert [] == await bus.parked()
     assert await bus.ping()
+
+
+async def test_a_slow_handler_does_not_hold_back_the_next_message(bus: Bus) -> None:
+    """Deliveries are handled concurrently (up to prefetch): the slow handler finishes only
+    after the next message's handler ran, which a one-at-a-time consumer never reaches."""
+    slow, fast = submission(), submission()
+    slow_started, fast_done = asyncio.Event(), asyncio.Event()
+    finished: list[str] = []
+
+    async def handle(message: Message) -> None:
+        if message.message_id == slow.message_id:
+            slow_started.set()
+            await asyncio.wait_for(fast_done.wait(), WAIT)
+        else:
+            fast_done.set()
+        finished.append(message.message_id)
+
+    async with consuming(bus, handle):
+        await bus.publish(slow)
+        await asyncio.wait_for(slow_started.wait(), WAIT)
+        await bus.publish(fast)
+        await asyncio.wait_for(fast_done.wait(), WAIT)
+        for _ in range(int(WAIT / 0.05)):
+            if len(finished) == 2:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(QUIET)  # an unexpected redelivery would show up here
+
+    assert [fast.message_id, slow.message_id] == finished
+    assert [] == await bus.parked()
