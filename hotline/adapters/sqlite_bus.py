@@ -8,6 +8,13 @@ process died are delivered again (handlers are idempotent on the message id).
 
 Publishes that arrive while a commit is running are committed together (group commit):
 each caller still returns only after its own message is durable (``synchronous=FULL``).
+
+A large body (a report with attachments, a long mail) lives in ``bus_bodies``, apart from
+its message's row, because that row is rewritten on every lease, retry and lease renewal;
+SQLite rewrites a row whole, and a multi-MB body rewritten (and returned by ``RETURNING``)
+cost several copies of it in memory and in the write-ahead log (issue 7). The body is
+read once per delivery, straight into the message's bytes. Small bodies stay inline, as
+do those of rows written before ``bus_bodies`` existed; both are delivered as before.
 """
 
 from __future__ import annotations
@@ -41,12 +48,21 @@ CREATE TABLE IF NOT EXISTS bus_messages (
     message_id TEXT NOT NULL,
     correlation_id TEXT,
     headers TEXT NOT NULL,
-    body BLOB NOT NULL,
+    body BLOB NOT NULL,  -- empty when the body is in bus_bodies
     delivery_count INTEGER NOT NULL DEFAULT 0,
     visible_at REAL NOT NULL DEFAULT 0,
     leased INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS bus_messages_ready ON bus_messages (queue, visible_at, seq);
+CREATE TABLE IF NOT EXISTS bus_bodies (
+    seq INTEGER PRIMARY KEY,  -- bus_messages.seq (never reused: AUTOINCREMENT)
+    body BLOB NOT NULL
+);
+-- Whoever deletes a message (ack, park, an operator's DELETE) deletes its body with it.
+CREATE TRIGGER IF NOT EXISTS bus_messages_body_gone AFTER DELETE ON bus_messages
+BEGIN
+    DELETE FROM bus_bodies WHERE seq = OLD.seq;
+END;
 CREATE TABLE IF NOT EXISTS bus_parked (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     queue TEXT NOT NULL,
@@ -62,7 +78,10 @@ CREATE TABLE IF NOT EXISTS bus_parked (
 """
 
 _COLUMNS = "seq, queue, routing_key, message_id, correlation_id, headers, body, delivery_count"
-# Leases the oldest visible messages and counts the delivery.
+# Bodies longer than this go to bus_bodies; a row up to this size spans a few pages, and
+# rewriting it on a lease costs about what a second lookup for the body would.
+_INLINE_LIMIT = 16 * 1024
+# Leases the oldest visible messages and counts the delivery (body: inline or empty).
 _CLAIM = (
     "UPDATE bus_messages SET leased = 1, visible_at = ?, delivery_count = delivery_count + 1"
     " WHERE seq IN (SELECT seq FROM bus_messages WHERE queue = ? AND visible_at <= ?"
@@ -144,18 +163,28 @@ class SqliteBus:
                     if not future.done():
                         future.set_result(None)
                 continue
+
+            def insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]] = rows) -> None:
+                # One trip to the connection's thread for the whole group.
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for *fields, body in rows:
+                        apart = len(body) > _INLINE_LIMIT
+                        seq = conn.execute(
+                            "INSERT INTO bus_messages (queue, routing_key, message_id,"
+                            " correlation_id, headers, body) VALUES (?, ?, ?, ?, ?, ?)",
+                            (*fields, b"" if apart else body)).lastrowid
+                        if apart:
+                            conn.execute("INSERT INTO bus_bodies (seq, body) VALUES (?, ?)",
+                                         (seq, body))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+
             try:
                 async with self._lock:
-                    db = self._conn()
-                    await db.execute("BEGIN IMMEDIATE")
-                    try:
-                        await db.executemany(
-                            "INSERT INTO bus_messages (queue, routing_key, message_id,"
-                            " correlation_id, headers, body) VALUES (?, ?, ?, ?, ?, ?)", rows)
-                        await db.execute("COMMIT")
-                    except BaseException:
-                        await db.execute("ROLLBACK")
-                        raise
+                    await in_connection_thread(self._conn(), insert)
             except Exception as exc:  # reported to every waiting publisher
                 error = BusUnavailable(f"embedded queue did not take the message: {exc}")
                 for _, future in batch:
@@ -255,11 +284,23 @@ class SqliteBus:
     async def _claim(self, queue: str, limit: int) -> list[tuple[int, Message]]:
         now = time.time()
         params = (now + self._lease, queue, now, limit)
+
+        def claim(conn: sqlite3.Connection) -> list[tuple[int, Message]]:
+            # The lease and the bodies in one transaction: a body cannot go (its message
+            # acked by a consumer that took over the lease) between the two.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = sorted(conn.execute(_CLAIM, params).fetchall(), key=lambda r: int(r[0]))
+                claimed = [(int(r[0]), _message(r, _body(conn, r),
+                                                delivery_count=int(r[7]) - 1)) for r in rows]
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return claimed
+
         async with self._lock:
-            rows = await in_connection_thread(
-                self._conn(), lambda conn: conn.execute(_CLAIM, params).fetchall())
-        rows = sorted(rows, key=lambda r: int(r[0]))
-        return [(int(r[0]), _message(r, delivery_count=int(r[7]) - 1)) for r in rows]
+            return await in_connection_thread(self._conn(), claim)
 
     async def _settle(self, queue: str,
                       results: list[tuple[tuple[int, Message], Outcome]]) -> None:
@@ -296,43 +337,66 @@ class SqliteBus:
             cursor = await self._conn().execute(
                 f"SELECT {_COLUMNS} FROM bus_parked ORDER BY seq LIMIT ?", (limit,))  # noqa: S608
             rows = await cursor.fetchall()
-        return [_message(r, delivery_count=int(r[7])) for r in rows]
+        return [_message(r, bytes(r[6]), delivery_count=int(r[7])) for r in rows]
 
     async def replay_parked(self, message_id: str | None = None) -> int:
-        async with self._lock:
-            db = self._conn()
-            await db.execute("BEGIN IMMEDIATE")
+        where, params = ("WHERE message_id = ?", (message_id,)) if message_id else ("", ())
+
+        def replay(conn: sqlite3.Connection) -> int:
+            # Row by row inside SQLite: the bodies never pass through Python.
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                where, params = ("WHERE message_id = ?", (message_id,)) if message_id else ("", ())
-                cursor = await db.execute(
-                    f"SELECT {_COLUMNS} FROM bus_parked {where} ORDER BY seq", params)  # noqa: S608
-                rows = list(await cursor.fetchall())
-                for row in rows:
-                    await db.execute(
-                        "INSERT INTO bus_messages (queue, routing_key, message_id, correlation_id,"
-                        " headers, body) VALUES (?, ?, ?, ?, ?, ?)",
-                        (row[1], row[2], row[3], row[4], row[5], row[6]))
-                    await db.execute("DELETE FROM bus_parked WHERE seq = ?", (row[0],))
-                await db.execute("COMMIT")
+                parked = conn.execute(f"SELECT seq, length(body) FROM bus_parked {where}"  # noqa: S608 — only our placeholders
+                                      " ORDER BY seq", params).fetchall()
+                for parked_seq, size in parked:
+                    apart = size > _INLINE_LIMIT
+                    seq = conn.execute(
+                        "INSERT INTO bus_messages (queue, routing_key, message_id,"
+                        " correlation_id, headers, body) SELECT queue, routing_key, message_id,"
+                        " correlation_id, headers, CASE WHEN ? THEN x'' ELSE body END"
+                        " FROM bus_parked WHERE seq = ?", (apart, parked_seq)).lastrowid
+                    if apart:
+                        conn.execute("INSERT INTO bus_bodies (seq, body) SELECT ?, body"
+                                     " FROM bus_parked WHERE seq = ?", (seq, parked_seq))
+                    conn.execute("DELETE FROM bus_parked WHERE seq = ?", (parked_seq,))
+                conn.execute("COMMIT")
             except BaseException:
-                await db.execute("ROLLBACK")
+                conn.execute("ROLLBACK")
                 raise
-        if rows:
+            return len(parked)
+
+        async with self._lock:
+            count = await in_connection_thread(self._conn(), replay)
+        if count:
             self._arrived.set()
-            _log.info("parking.replayed", count=len(rows), queue=PARKING_QUEUE)
-        return len(rows)
+            _log.info("parking.replayed", count=count, queue=PARKING_QUEUE)
+        return count
 
 
 def _park(conn: sqlite3.Connection, seq: int, reason: str, now: float) -> None:
+    # Parked messages keep their body inline: the parking queue is read and replayed
+    # rarely, and its rows are never rewritten. The trigger deletes the bus_bodies row.
     conn.execute(
         "INSERT INTO bus_parked (queue, routing_key, message_id, correlation_id, headers,"
-        " body, delivery_count, parked_at, reason) SELECT queue, routing_key, message_id,"
-        " correlation_id, headers, body, delivery_count, ?, ? FROM bus_messages"
-        " WHERE seq = ?", (now, reason, seq))
+        " body, delivery_count, parked_at, reason) SELECT m.queue, m.routing_key,"
+        " m.message_id, m.correlation_id, m.headers, COALESCE(b.body, m.body),"
+        " m.delivery_count, ?, ? FROM bus_messages AS m LEFT JOIN bus_bodies AS b"
+        " ON b.seq = m.seq WHERE m.seq = ?", (now, reason, seq))
     conn.execute("DELETE FROM bus_messages WHERE seq = ?", (seq,))
 
 
-def _message(row: Any, *, delivery_count: int) -> Message:
-    return Message(routing_key=row[2], message_id=row[3], body=bytes(row[6]),
+def _body(conn: sqlite3.Connection, row: Any) -> bytes:
+    """The body of a claimed ``row``: inline, or read from bus_bodies in one copy."""
+    seq, inline = int(row[0]), row[6]
+    if inline or conn.execute("SELECT 1 FROM bus_bodies WHERE seq = ?", (seq,)).fetchone() is None:
+        return bytes(inline)
+    # Incremental blob I/O reads the pages straight into the new bytes object; a SELECT
+    # would first assemble the whole value in SQLite's memory and then copy it.
+    with conn.blobopen("bus_bodies", "body", seq, readonly=True) as blob:
+        return blob.read()
+
+
+def _message(row: Any, body: bytes, *, delivery_count: int) -> Message:
+    return Message(routing_key=row[2], message_id=row[3], body=body,
                    correlation_id=row[4], headers=json.loads(row[5]),
                    delivery_count=delivery_count)
