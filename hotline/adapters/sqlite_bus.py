@@ -175,8 +175,14 @@ class SqliteBus:
                             " correlation_id, headers, body) VALUES (?, ?, ?, ?, ?, ?)",
                             (*fields, b"" if apart else body)).lastrowid
                         if apart:
-                            conn.execute("INSERT INTO bus_bodies (seq, body) VALUES (?, ?)",
-                                         (seq, body))
+                            if seq is None:  # never after an INSERT; the body must not be lost
+                                raise sqlite3.DatabaseError("the queued message has no rowid")
+                            # Binding a blob copies it twice inside SQLite; writing into a
+                            # zero-filled one through incremental I/O copies nothing more.
+                            conn.execute("INSERT INTO bus_bodies (seq, body)"
+                                         " VALUES (?, zeroblob(?))", (seq, len(body)))
+                            with conn.blobopen("bus_bodies", "body", seq) as blob:
+                                blob.write(body)
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
