@@ -792,8 +792,21 @@ async def scenario_mail(plan: Plan) -> dict[str, Any]:
             else:
                 idle_row = await _idle_to_case(plan, tmp, stack)
                 doc["rows"].append(idle_row)
+            if not plan.short:
+                # One 10 MB mail (a base64 attachment) to a fresh intake: its peak RSS.
+                from bench._mail_memory import measure_once  # imports this module
+
+                doc["memory"]["mail_10mb"] = await measure_once(
+                    tmp, env, tmp / "queue.sqlite3", size_mb=10, kind="attachment",
+                    label="10mb")
         finally:
             stack.close()
+    if plan.short:
+        doc["notes"].append("the 10 MB mail check runs only without --short "
+                            "(or: python -m bench._mail_memory)")
+    copies = doc["memory"].get("mail_10mb", {}).get("copies")
+    doc["targets"].append(target("one 10 MB mail (attachment) held <= a few (4) copies",
+                                 copies, 4, at_least=False, unit="copies"))
     doc["notes"].append("mail latency = MAIL FROM to the 250 after DATA (durably queued), "
                         "one SMTP session per connection, a distinct Message-ID per mail")
     half_row = doc["rows"][2]
