@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
+from hotline._buffers import BytesBuilder
 from hotline.crypto import Sealed, b64d, b64e
 from hotline.errors import ContractError, MalformedMessage
 
@@ -113,6 +114,11 @@ class _Fields:
 
 # One encoder for every submission (json.dumps with options builds a new one per call).
 _WIRE_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# A ciphertext longer than this goes into the body slice by slice, in the place of this
+# mark (which no other value spells, or the body is encoded the ordinary way).
+_STREAMED_CIPHERTEXT = 64 * 1024
+_CIPHERTEXT_MARK = "\x00ciphertext\x00"
+_CIPHERTEXT_MARK_JSON = _WIRE_ENCODER.encode(_CIPHERTEXT_MARK)
 
 
 def _decode_message(body: bytes | str) -> object:
@@ -153,6 +159,9 @@ class Submission:
         return f"submission.{self.kind}"
 
     def to_wire(self) -> dict[str, Any]:
+        return self._wire(self.sealed.to_wire())
+
+    def _wire(self, sealed: dict[str, str]) -> dict[str, Any]:
         return {
             "schema": SUBMISSION_SCHEMA,
             "id": self.id,
@@ -163,7 +172,7 @@ class Submission:
             "category": self.category,
             "unit": self.unit,
             "locale": self.locale,
-            "sealed": self.sealed.to_wire(),
+            "sealed": sealed,
             "sealed_by": self.sealed_by,
             "receipt_hash": self.receipt_hash,
             "reply_key": None if self.reply_key is None else b64e(self.reply_key),
@@ -171,7 +180,29 @@ class Submission:
         }
 
     def to_bytes(self) -> bytes:
-        return _WIRE_ENCODER.encode(self.to_wire()).encode()
+        """The UTF-8 JSON of :meth:`to_wire`.
+
+        A large ciphertext is written into the result slice by slice: its base64url text
+        is never held whole, nor copied by the encoder and again by the UTF-8 encoding
+        (issue 7: copies of a large report).
+        """
+        sealed = self.sealed
+        if sealed.ciphertext_size <= _STREAMED_CIPHERTEXT:
+            return _WIRE_ENCODER.encode(self.to_wire()).encode()
+        text = _WIRE_ENCODER.encode(self._wire(
+            {"kid": sealed.kid, "enc": b64e(sealed.enc), "ciphertext": _CIPHERTEXT_MARK}))
+        head, mark, tail = text.partition(_CIPHERTEXT_MARK_JSON)
+        if not mark or _CIPHERTEXT_MARK_JSON in tail:
+            return _WIRE_ENCODER.encode(self.to_wire()).encode()
+        before, after = head.encode(), tail.encode()
+        out = BytesBuilder(len(before) + 2 + sealed.wire_ciphertext_size + len(after))
+        out.write(before)
+        out.write(b'"')
+        for piece in sealed.wire_ciphertext():
+            out.write(piece)
+        out.write(b'"')
+        out.write(after)
+        return out.value()
 
     @classmethod
     def from_bytes(cls, body: bytes | str) -> Submission:

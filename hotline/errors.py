@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "BusUnavailable",
     "ConcurrencyConflict",
+    "ContentNotLoaded",
     "ContractError",
     "HotlineError",
     "MalformedMessage",
@@ -45,6 +46,11 @@ class SealError(HotlineError):
 
 class UnknownKey(SealError):
     """The key id names no key this installation has."""
+
+
+class ContentNotLoaded(HotlineError):
+    """A sealed value's ciphertext was not read (a case from a list of cases); read the
+    case by id to open its content."""
 
 
 class NotFound(HotlineError):

@@ -55,7 +55,12 @@ class CaseRepository(Protocol):
     async def by_reference(self, reference: str) -> Case | None: ...
 
     async def query(self, query: CaseQuery) -> list[Case]:
-        """Cases matching ``query``, newest first (opened_at, id descending)."""
+        """Cases matching ``query``, newest first (opened_at, id descending).
+
+        Their ``content`` is :meth:`~hotline.crypto.Sealed.withheld` (key id and enc, no
+        ciphertext: a list does not read every report); read a case with :meth:`get` to
+        open its content.
+        """
         ...
 
     async def count(self) -> int: ...

@@ -40,6 +40,7 @@ from hotline.triage import (
     TriageEngine,
     TriageInput,
     TriageResult,
+    bounded_payload,
     content_fingerprint,
     normalise,
 )
@@ -66,6 +67,31 @@ _PURPOSE = {"report": "report", "complaint": "complaint", "followup": "message",
 
 
 _SYSTEM = Actor("router", "system")
+
+_DECODE_PIECE = 1 << 20  # bytes of an opened payload decoded at a time
+
+
+def _text_pieces(plaintext: bytes) -> list[str]:
+    """``plaintext.decode(json.detect_encoding(plaintext), "surrogatepass")`` (what
+    ``json.loads`` does with bytes) in pieces that join up to it.
+
+    UTF-8 is cut only before a byte that starts a character, so every piece decodes (or
+    fails) as it does within the whole.
+    """
+    encoding = json.detect_encoding(plaintext)
+    if len(plaintext) <= _DECODE_PIECE or encoding not in ("utf-8", "utf-8-sig"):
+        return [plaintext.decode(encoding, "surrogatepass")]
+    pieces = []
+    start = 0
+    with memoryview(plaintext) as view:
+        while start < len(view):
+            end = min(start + _DECODE_PIECE, len(view))
+            while end < len(view) and view[end] & 0xC0 == 0x80:  # a continuation byte
+                end += 1
+            pieces.append(str(view[start:end], encoding if start == 0 else "utf-8",
+                              "surrogatepass"))
+            start = end
+    return pieces
 
 
 @dataclass
@@ -113,12 +139,22 @@ class Router:
             await SurveyDesk.of(self.store, self.workflows, self.master).answer(submission,
                                                                                 plaintext)
             return
-        payload = self._payload(plaintext)
+        # Decoded here as json.loads would, in pieces, so that the bytes are gone before the
+        # pieces are joined and the text before the case is opened: one large report is
+        # then at most three times in memory here, not five (issue 7).
+        try:
+            pieces = _text_pieces(plaintext)
+        except UnicodeDecodeError:
+            raise MalformedMessage("sealed payload is not JSON", field="sealed") from None
         del plaintext
+        text = "".join(pieces)
+        del pieces
+        payload = self._payload(text)
+        del text
         await self._open_case(submission, payload)
 
     @staticmethod
-    def _payload(plaintext: bytes) -> dict[str, Any]:
+    def _payload(plaintext: bytes | str) -> dict[str, Any]:
         """The opened payload must be a JSON object with a description (CONTRACT §2)."""
         try:
             payload = json.loads(plaintext)
@@ -242,9 +278,10 @@ class Router:
         records = await self.store.records.list(NEGATIVE_LIST)
         if not records:
             return case
-        text = normalise("\n".join(str(payload.get(k) or "") for k in (
+        read, _ = bounded_payload(payload)  # as much as triage reads (it says so if cut)
+        text = normalise("\n".join(str(read.get(k) or "") for k in (
             "title", "subject", "description", "evidence", "location")) + "\n" + "\n".join(
-            str(s.get("name") or "") for s in payload.get("subjects") or ()
+            str(s.get("name") or "") for s in read.get("subjects") or ()
             if isinstance(s, dict)))
         hits = []
         for record in records:

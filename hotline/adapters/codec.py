@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -28,8 +29,13 @@ def sealed_from_doc(doc: dict[str, Any] | None) -> Sealed | None:
     return Sealed(doc["kid"], bytes(doc["enc"]), bytes(doc["ciphertext"]))
 
 
-def case_to_doc(case: Case) -> dict[str, Any]:
-    """Times stay ``datetime`` and blobs ``bytes``; each adapter maps them to its types."""
+def case_to_doc(case: Case, *, content: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Times stay ``datetime`` and blobs ``bytes``; each adapter maps them to its types.
+
+    ``content`` replaces the sealed content's entry (``kid``, ``enc``, ``ciphertext``): an
+    adapter that keeps a large ciphertext apart from the document stores ``kid`` and
+    ``enc`` only (see :func:`case_from_doc`).
+    """
     return {
         "id": case.id,
         "submission_id": case.submission_id,
@@ -44,7 +50,7 @@ def case_to_doc(case: Case) -> dict[str, Any]:
         "received_at": case.received_at,
         "due_at": case.due_at,
         "locale": case.locale,
-        "content": sealed_to_doc(case.content),
+        "content": sealed_to_doc(case.content) if content is None else dict(content),
         "sealed_by": case.sealed_by,
         "receipt_hash": case.receipt_hash,
         "reply_key": case.reply_key,
@@ -61,7 +67,14 @@ def case_to_doc(case: Case) -> dict[str, Any]:
     }
 
 
-def case_from_doc(doc: dict[str, Any]) -> Case:
+def case_from_doc(doc: dict[str, Any], ciphertext: bytes | None = None, *,
+                  with_content: bool = True) -> Case:
+    """The case of ``doc``; its content is read from the document, or, for an entry
+    without a ciphertext, made of ``kid`` and ``enc`` there and ``ciphertext`` here.
+
+    With ``with_content=False`` the content is :meth:`Sealed.withheld` (kid and enc only,
+    whatever the document holds): a case of a list, whose content is not read.
+    """
     head = doc.get("audit_head")
     due = doc.get("due_at")
     reply_key = doc.get("reply_key")
@@ -79,7 +92,7 @@ def case_from_doc(doc: dict[str, Any]) -> Case:
         received_at=_aware(doc["received_at"]),
         due_at=None if due is None else _aware(due),
         locale=doc.get("locale"),
-        content=cast(Sealed, sealed_from_doc(doc["content"])),
+        content=_content_of(doc["content"], ciphertext, with_content=with_content),
         sealed_by=doc["sealed_by"],
         receipt_hash=doc.get("receipt_hash"),
         reply_key=None if reply_key is None else bytes(reply_key),
@@ -94,6 +107,17 @@ def case_from_doc(doc: dict[str, Any]) -> Case:
         retention_until=None if doc.get("retention_until") is None else _aware(
             doc["retention_until"]),
     )
+
+
+def _content_of(entry: dict[str, Any], ciphertext: bytes | None, *,
+                with_content: bool) -> Sealed:
+    if not with_content:
+        return Sealed.withheld(entry["kid"], bytes(entry["enc"]))
+    if "ciphertext" in entry:
+        return cast(Sealed, sealed_from_doc(entry))
+    if ciphertext is None:
+        raise KeyError("the case's ciphertext is kept apart and was not given")
+    return Sealed(entry["kid"], bytes(entry["enc"]), bytes(ciphertext))
 
 
 def message_to_doc(message: CaseMessage) -> dict[str, Any]:

@@ -99,8 +99,8 @@ def _case_to_mongo(case: Case) -> Document:
     return doc
 
 
-def _case_from_mongo(doc: Mapping[str, Any]) -> Case:
-    return case_from_doc({**doc, "id": doc["_id"]})
+def _case_from_mongo(doc: Mapping[str, Any], *, with_content: bool = True) -> Case:
+    return case_from_doc({**doc, "id": doc["_id"]}, with_content=with_content)
 
 
 def _receipt_doc(receipt: ReceiptRecord) -> Document:
@@ -226,11 +226,13 @@ class _Cases:
         if not isinstance(query.limit, int) or isinstance(query.limit, bool):
             raise ContractError("limit must be an integer", field="limit")
         limit = max(1, min(query.limit, _MAX_PAGE))  # 0 would mean "no limit" to MongoDB
+        # A list's cases carry no ciphertext (Sealed.withheld), as on SQLite: read a case by
+        # id to open it; a page of large reports is not sent over the network for a list.
         cursor = (self._store.collection("cases")
-                  .find({"$and": clauses} if clauses else {})
+                  .find({"$and": clauses} if clauses else {}, {"content.ciphertext": 0})
                   .sort([("opened_at", DESCENDING), ("_id", DESCENDING)])
                   .limit(limit))
-        return [_case_from_mongo(doc) for doc in await cursor.to_list(None)]
+        return [_case_from_mongo(doc, with_content=False) for doc in await cursor.to_list(None)]
 
     async def count(self) -> int:
         return await self._store.collection("cases").count_documents({})

@@ -16,14 +16,20 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 
 from hotline.adapters._sqlite import connect, in_connection_thread
-from hotline.adapters.codec import case_from_doc, case_to_doc, message_from_doc, message_to_doc
+from hotline.adapters.codec import (
+    case_from_doc,
+    case_to_doc,
+    message_from_doc,
+    message_to_doc,
+    sealed_to_doc,
+)
 from hotline.contract import format_time
-from hotline.crypto import KeyRecord
+from hotline.crypto import KeyRecord, Sealed
 from hotline.domain.audit import AuditEvent, AuditHead
 from hotline.domain.case import (
     MUTABLE_FIELDS,
@@ -104,6 +110,9 @@ CREATE TABLE IF NOT EXISTS pow_burnt (challenge_id TEXT PRIMARY KEY, expires_at 
 CREATE TABLE IF NOT EXISTS case_messages (
     id TEXT PRIMARY KEY, case_id TEXT NOT NULL, at TEXT NOT NULL, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS case_messages_by_case ON case_messages (case_id, at);
+-- Ciphertexts of case contents too large to sit in the case's JSON document (see
+-- _content_entry); a case whose document carries its ciphertext has no row here.
+CREATE TABLE IF NOT EXISTS case_contents (case_id TEXT PRIMARY KEY, ciphertext BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS mail_threads (message_id TEXT PRIMARY KEY, case_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS records (
     kind TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL, doc TEXT NOT NULL,
@@ -180,11 +189,49 @@ async def _migrate(db: aiosqlite.Connection) -> None:
             await db.execute(f"ALTER TABLE cases ADD COLUMN {column} {ddl}")
 
 
-def _row(case: Case) -> tuple[Any, ...]:
+# A larger ciphertext is kept in case_contents, not in the case's JSON document (issue 7):
+# in the document it is base64 text inside a string that other text (Chinese in triage's
+# reasons) makes 2 bytes per character, encoded again to UTF-8, parsed by json_extract for
+# every indexed generated column, and read and rewritten by every update of the case and
+# decoded by every list of cases. Small ones stay: one row and one read less per case.
+_INLINE_CIPHERTEXT = 16 * 1024
+
+
+def _content_entry(content: Sealed) -> tuple[dict[str, Any], bool]:
+    """The document's ``content`` entry, and whether the ciphertext goes to case_contents."""
+    if content.ciphertext_size <= _INLINE_CIPHERTEXT:
+        return cast(dict[str, Any], sealed_to_doc(content)), False
+    return {"kid": content.kid, "enc": content.enc}, True
+
+
+def _insert_ciphertext_now(conn: sqlite3.Connection, case_id: str, content: Sealed) -> None:
+    """Write the ciphertext into case_contents piece by piece (incremental blob I/O): bound
+    as one value, SQLite would copy it twice more (the bound value, the record)."""
+    size = content.ciphertext_size
+    rowid = conn.execute("INSERT INTO case_contents (case_id, ciphertext) VALUES (?, zeroblob(?))",
+                         (case_id, size)).lastrowid
+    assert rowid is not None
+    written = 0
+    with conn.blobopen("case_contents", "ciphertext", rowid) as blob:
+        for piece in content.ciphertext_pieces():
+            blob.write(piece)
+            written += len(piece)
+    if written != size:
+        raise ValueError(f"ciphertext of {written} bytes announced as {size}")
+
+
+def _row(case: Case, content: dict[str, Any] | None = None) -> tuple[Any, ...]:
+    """The columns receipt_hash … stub_unit of ``case``; ``content`` is the document's
+    content entry (by default the whole sealed content)."""
     return (case.receipt_hash, case.kind, case.severity, case.status, case.unit,
             _time(case.opened_at), None if case.due_at is None else _time(case.due_at),
-            case.version, _dumps(case_to_doc(case)), case.fingerprint,
+            case.version, _dumps(case_to_doc(case, content=content)), case.fingerprint,
             json.dumps(list(case.excluded)), case.stub_unit)
+
+
+# The case's document and its ciphertext kept apart (NULL where the document has it).
+_CASE_WITH_CONTENT = ("SELECT doc, (SELECT ciphertext FROM case_contents"
+                      " WHERE case_contents.case_id = cases.id) FROM cases")
 
 
 class _Base:
@@ -238,16 +285,23 @@ class _Cases(_Base):
                 else:
                     future.set_result(result)
 
-    async def _by(self, column: str, value: str, db: aiosqlite.Connection) -> Case | None:
-        cursor = await db.execute(f"SELECT doc FROM cases WHERE {column} = ?",  # noqa: S608 — column names are ours
-                                  (_text(value, column),))
+    @staticmethod
+    async def _by(column: str, value: str, db: aiosqlite.Connection, *,
+                  with_content: bool = True) -> tuple[Case, dict[str, Any]] | None:
+        """The case and its stored document's content entry (written back as it is)."""
+        sql = (f"{_CASE_WITH_CONTENT} WHERE {column} = ?" if with_content
+               else f"SELECT doc, NULL FROM cases WHERE {column} = ?")  # noqa: S608 — column names are ours
+        cursor = await db.execute(sql, (_text(value, column),))
         row = await cursor.fetchone()
-        return None if row is None else case_from_doc(_loads(row[0]))
+        if row is None:
+            return None
+        doc = _loads(row[0])
+        return case_from_doc(doc, row[1], with_content=with_content), doc["content"]
 
     async def _one_by(self, column: str, value: str) -> Case | None:
-        rows = await self._store.fetch(f"SELECT doc FROM cases WHERE {column} = ?",  # noqa: S608 — column names are ours
+        rows = await self._store.fetch(f"{_CASE_WITH_CONTENT} WHERE {column} = ?",
                                        (_text(value, column),))
-        return case_from_doc(_loads(rows[0][0])) if rows else None
+        return case_from_doc(_loads(rows[0][0]), rows[0][1]) if rows else None
 
     async def get(self, case_id: str) -> Case | None:
         return await self._one_by("id", case_id)
@@ -312,7 +366,8 @@ class _Cases(_Base):
         limit = max(1, min(int(query.limit), 500))
         sql = f"SELECT doc FROM cases {where} ORDER BY opened_at DESC, id DESC LIMIT {limit}"  # noqa: S608 — only our placeholders
         rows = await self._store.fetch(sql, params)
-        return [case_from_doc(_loads(row[0])) for row in rows]
+        # A list's cases carry no ciphertext (Sealed.withheld): read a case by id to open it.
+        return [case_from_doc(_loads(row[0]), with_content=False) for row in rows]
 
     async def count(self) -> int:
         async with self._store.transaction() as db:
@@ -338,9 +393,10 @@ class _Cases(_Base):
 
     async def update(self, case: Case, *, expected_version: int) -> Case:
         async with self._store.transaction() as db:
-            current = await self._by("id", case.id, db)
-            if current is None:
+            found = await self._by("id", case.id, db)
+            if found is None:
                 raise NotFound(f"case {case.id} does not exist")
+            current, content = found
             if current.version != expected_version:
                 raise ConcurrencyConflict(f"case {case.id} changed (version {current.version})")
             updated = replace(current, **{f: getattr(case, f) for f in MUTABLE_FIELDS},
@@ -349,15 +405,16 @@ class _Cases(_Base):
                 "UPDATE cases SET receipt_hash = ?, kind = ?, severity = ?, status = ?, unit = ?,"
                 " opened_at = ?, due_at = ?, version = ?, doc = ?, fingerprint = ?, excluded = ?,"
                 " stub_unit = ? WHERE id = ? AND version = ?",
-                (*_row(updated), case.id, expected_version))
+                (*_row(updated, content), case.id, expected_version))
             return updated
 
     # --- retention (issue 5) ----------------------------------------------------------
     async def purge(self, tombstone: Case, *, expected_version: int) -> Case:
         async with self._store.transaction() as db:
-            current = await self._by("id", tombstone.id, db)
-            if current is None:
+            found = await self._by("id", tombstone.id, db, with_content=False)
+            if found is None:
                 raise NotFound(f"case {tombstone.id} does not exist")
+            current = found[0]
             if current.version != expected_version:
                 raise ConcurrencyConflict(f"case {tombstone.id} changed (version "
                                           f"{current.version})")
@@ -365,11 +422,13 @@ class _Cases(_Base):
                              version=current.version + 1)
             await db.execute("DELETE FROM case_messages WHERE case_id = ?", (tombstone.id,))
             await db.execute("DELETE FROM mail_threads WHERE case_id = ?", (tombstone.id,))
+            await db.execute("DELETE FROM case_contents WHERE case_id = ?", (tombstone.id,))
             await db.execute(
                 "UPDATE cases SET receipt_hash = ?, kind = ?, severity = ?, status = ?, unit = ?,"
                 " opened_at = ?, due_at = ?, version = ?, doc = ?, fingerprint = ?, excluded = ?,"
                 " stub_unit = ? WHERE id = ? AND version = ?",
-                (*_row(stored), tombstone.id, expected_version))
+                (*_row(stored, _content_entry(stored.content)[0]), tombstone.id,
+                 expected_version))
         # secure_delete zeroed the freed cells; the write-ahead log still holds the old
         # pages until a checkpoint, so fold it into the file and truncate it (best effort:
         # a reader in another connection defers it to a later checkpoint).
@@ -379,16 +438,17 @@ class _Cases(_Base):
 
     async def set_status(self, case_id: str, status: str, *, expected_version: int) -> Case:
         async with self._store.transaction() as db:
-            case = await self._by("id", case_id, db)
-            if case is None:
+            found = await self._by("id", case_id, db)
+            if found is None:
                 raise NotFound(f"case {case_id} does not exist")
+            case, content = found
             if case.version != expected_version:
                 raise ConcurrencyConflict(f"case {case_id} changed (version {case.version})")
             updated = replace(case, status=_text(status, "status"), version=case.version + 1)
             await db.execute(
                 "UPDATE cases SET status = ?, version = ?, doc = ? WHERE id = ? AND version = ?",
-                (status, updated.version, _dumps(case_to_doc(updated)), case_id,
-                 expected_version))
+                (status, updated.version, _dumps(case_to_doc(updated, content=content)),
+                 case_id, expected_version))
             return updated
 
 
@@ -401,7 +461,7 @@ def _open_one(conn: sqlite3.Connection, opening: _Opening
     case, events, receipt, prefix = opening
     conn.execute("SAVEPOINT open_case")
     try:
-        row = conn.execute("SELECT doc FROM cases WHERE submission_id = ?",
+        row = conn.execute(f"{_CASE_WITH_CONTENT} WHERE submission_id = ?",
                            (_text(case.submission_id, "submission_id"),)).fetchone()
         if row is not None:
             # Complete what an earlier attempt may have left (it cannot here, SQLite
@@ -409,7 +469,7 @@ def _open_one(conn: sqlite3.Connection, opening: _Opening
             _insert_events_now(conn, events, ignore=True)
             if receipt is not None:
                 _insert_receipt_now(conn, receipt)
-            result: tuple[Case, bool] = (case_from_doc(_loads(row[0])), False)
+            result: tuple[Case, bool] = (case_from_doc(_loads(row[0]), row[1]), False)
         else:
             number = conn.execute(
                 "INSERT INTO sequences (name, value) VALUES (?, 1) "
@@ -418,11 +478,14 @@ def _open_one(conn: sqlite3.Connection, opening: _Opening
             head = events[-1] if events else None
             stored = replace(case, reference=f"{prefix}-{number:06d}",
                              audit_head=None if head is None else AuditHead(head.seq, head.hash))
+            content, apart = _content_entry(stored.content)
             conn.execute(
                 "INSERT INTO cases (id, submission_id, reference, receipt_hash, kind, severity,"
                 " status, unit, opened_at, due_at, version, doc, fingerprint, excluded,"
                 " stub_unit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (stored.id, stored.submission_id, stored.reference, *_row(stored)))
+                (stored.id, stored.submission_id, stored.reference, *_row(stored, content)))
+            if apart:
+                _insert_ciphertext_now(conn, stored.id, stored.content)
             _insert_events_now(conn, events, ignore=False)
             if receipt is not None:
                 _insert_receipt_now(conn, receipt)

@@ -3,13 +3,14 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import FrozenInstanceError
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 
-from hotline.errors import ContractError, SealError
+from hotline.errors import ContentNotLoaded, ContractError, SealError
 
 SUITE_NAME = "HPKE-base-X25519-SHA256-AES256GCM"
 _SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM)
@@ -43,6 +44,7 @@ def _check_b64(text: object, field: str) -> str:
 
 
 _DECODE_SLICE = 1 << 16  # symbols; a multiple of 4, so slices decode independently
+_ENCODE_SLICE = 3 << 14  # bytes; a multiple of 3, so slices encode without padding
 
 
 def _decode_checked(text: str) -> bytes:
@@ -77,21 +79,54 @@ class Sealed:
     Immutable. One parsed by :meth:`from_wire` keeps the base64url text it was given and
     decodes it only when ``enc`` or ``ciphertext`` is first read, so intake checks an
     envelope and passes it on without decoding it or encoding it again (issue 7: CPU
-    and copies of a large report).
+    and copies of a large report). One made by :func:`seal` keeps HPKE's output (enc
+    followed by the ciphertext) and cuts the ciphertext out only when it is first read.
     """
 
-    __slots__ = ("_ciphertext", "_enc", "_wire", "kid")
+    __slots__ = ("_blob", "_ciphertext", "_enc", "_wire", "kid")
 
     kid: str
     _enc: bytes | None
     _ciphertext: bytes | None
     _wire: tuple[str, str] | None
+    _blob: bytes | None
 
     def __init__(self, kid: str, enc: bytes, ciphertext: bytes) -> None:
         object.__setattr__(self, "kid", kid)
         object.__setattr__(self, "_enc", enc)
         object.__setattr__(self, "_ciphertext", ciphertext)
         object.__setattr__(self, "_wire", None)
+        object.__setattr__(self, "_blob", None)
+
+    @classmethod
+    def _of_blob(cls, kid: str, blob: bytes) -> Sealed:
+        """``Sealed(kid, blob[:32], blob[32:])`` without copying the ciphertext yet."""
+        sealed = cls.__new__(cls)
+        object.__setattr__(sealed, "kid", kid)
+        object.__setattr__(sealed, "_enc", blob[:_ENC_LEN])
+        object.__setattr__(sealed, "_ciphertext", None)
+        object.__setattr__(sealed, "_wire", None)
+        object.__setattr__(sealed, "_blob", blob)
+        return sealed
+
+    @classmethod
+    def withheld(cls, kid: str, enc: bytes) -> Sealed:
+        """Key id and enc of a sealed value whose ciphertext was not read (the content of a
+        case in a list of cases): reading ``ciphertext``, and so opening it, raises
+        :class:`~hotline.errors.ContentNotLoaded`. Equal only to another withheld value
+        with the same key id and enc."""
+        sealed = cls.__new__(cls)
+        for name in cls.__slots__:
+            object.__setattr__(sealed, name, None)
+        object.__setattr__(sealed, "kid", kid)
+        object.__setattr__(sealed, "_enc", enc)
+        return sealed
+
+    @property
+    def is_withheld(self) -> bool:
+        """Whether this is a :meth:`withheld` value (no ciphertext to read)."""
+        return all(getattr(self, name) is None
+                   for name in self.__slots__ if name not in ("kid", "_enc"))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r}")
@@ -110,17 +145,62 @@ class Sealed:
     @property
     def ciphertext(self) -> bytes:
         if self._ciphertext is None:
-            assert self._wire is not None
-            object.__setattr__(self, "_ciphertext", _decode_checked(self._wire[1]))
+            if self._blob is not None:
+                object.__setattr__(self, "_ciphertext", self._blob[_ENC_LEN:])
+                object.__setattr__(self, "_blob", None)  # enc is cut out already
+            else:
+                if self._wire is None:
+                    raise ContentNotLoaded("this sealed value's ciphertext was not read")
+                object.__setattr__(self, "_ciphertext", _decode_checked(self._wire[1]))
         assert self._ciphertext is not None
         return self._ciphertext
 
     @property
     def ciphertext_size(self) -> int:
-        """``len(self.ciphertext)``, without decoding the wire text."""
-        if self._ciphertext is None and self._wire is not None:
-            return len(self._wire[1]) * 3 // 4
+        """``len(self.ciphertext)``, without decoding the wire text or copying."""
+        if self._ciphertext is None:
+            if self._blob is not None:
+                return len(self._blob) - _ENC_LEN
+            if self._wire is not None:
+                return len(self._wire[1]) * 3 // 4
         return len(self.ciphertext)
+
+    @property
+    def wire_ciphertext_size(self) -> int:
+        """``len(self.to_wire()["ciphertext"])``, without encoding the ciphertext."""
+        if self._wire is not None:
+            return len(self._wire[1])
+        return -(-self.ciphertext_size * 4 // 3)
+
+    def wire_ciphertext(self) -> Iterator[bytes]:
+        """``to_wire()["ciphertext"]`` as ASCII bytes in slices, so that a large
+        ciphertext's text is never held whole (issue 7: copies of a large report)."""
+        if self._wire is not None:
+            text = self._wire[1]
+            step = _ENCODE_SLICE // 3 * 4
+            for start in range(0, len(text), step):
+                yield text[start:start + step].encode("ascii")
+            return
+        blob = self._blob
+        view = memoryview(blob)[_ENC_LEN:] if blob is not None else memoryview(self.ciphertext)
+        for start in range(0, len(view), _ENCODE_SLICE):
+            yield base64.urlsafe_b64encode(view[start:start + _ENCODE_SLICE]).rstrip(b"=")
+
+    def ciphertext_pieces(self) -> Iterator[bytes | memoryview]:
+        """``ciphertext`` in consecutive pieces of at most 48 KiB, without decoding the
+        wire text whole or keeping what was decoded (issue 7: copies of a large report)."""
+        if self._ciphertext is None and self._blob is None:
+            if self._wire is None:
+                raise ContentNotLoaded("this sealed value's ciphertext was not read")
+            text = self._wire[1]
+            for start in range(0, len(text), _DECODE_SLICE):
+                piece = text[start:start + _DECODE_SLICE]
+                yield base64.urlsafe_b64decode(piece + "=" * (-len(piece) % 4))
+            return
+        blob = self._blob
+        view = memoryview(blob)[_ENC_LEN:] if blob is not None else memoryview(self.ciphertext)
+        for start in range(0, len(view), _DECODE_SLICE // 4 * 3):
+            yield view[start:start + _DECODE_SLICE // 4 * 3]
 
     def _fields(self) -> tuple[str, bytes, bytes]:
         return self.kid, self.enc, self.ciphertext
@@ -128,19 +208,25 @@ class Sealed:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sealed):
             return NotImplemented
+        if self.is_withheld or other.is_withheld:
+            return self.is_withheld and other.is_withheld and (self.kid, self.enc) == (
+                other.kid, other.enc)
         if self._wire is not None and other._wire is not None:  # canonical: text equality
             return (self.kid, self._wire) == (other.kid, other._wire)
         return self._fields() == other._fields()
 
     def __hash__(self) -> int:
-        return hash(self._fields())
+        return hash((self.kid, self.enc))  # equal values share these; withheld ones too
 
     def __repr__(self) -> str:
-        return f"Sealed(kid={self.kid!r}, enc={self.enc!r}, ciphertext={self.ciphertext!r})"
+        ciphertext = "<withheld>" if self.is_withheld else repr(self.ciphertext)
+        return f"Sealed(kid={self.kid!r}, enc={self.enc!r}, ciphertext={ciphertext})"
 
-    def __reduce__(self) -> tuple[type[Sealed], tuple[str, bytes, bytes]]:
+    def __reduce__(self) -> tuple[Callable[..., Sealed], tuple[str | bytes, ...]]:
         # copy, deepcopy (dataclasses.asdict) and pickle rebuild through __init__: the
         # default would set the slots one by one, which __setattr__ refuses.
+        if self.is_withheld:
+            return Sealed.withheld, (self.kid, self.enc)
         return Sealed, self._fields()
 
     def to_wire(self) -> dict[str, str]:
@@ -165,19 +251,37 @@ class Sealed:
         object.__setattr__(sealed, "_enc", None)
         object.__setattr__(sealed, "_ciphertext", None)
         object.__setattr__(sealed, "_wire", (enc, ciphertext))
+        object.__setattr__(sealed, "_blob", None)
         return sealed
 
 
 def seal(plaintext: bytes, public_key: X25519PublicKey, *, kid: str, purpose: str) -> Sealed:
     """Seal ``plaintext`` to ``public_key`` (HPKE base mode, single shot, empty aad)."""
-    blob = _SUITE.encrypt(plaintext, public_key, info=_info(purpose))
-    return Sealed(kid, blob[:_ENC_LEN], blob[_ENC_LEN:])
+    return Sealed._of_blob(kid, _SUITE.encrypt(plaintext, public_key, info=_info(purpose)))
 
 
 def open_sealed(sealed: Sealed, private_key: X25519PrivateKey, *, purpose: str) -> bytes:
     """Open a :class:`Sealed`; raise :class:`SealError` if it does not authenticate."""
     info = _info(purpose)
     try:
-        return _SUITE.decrypt(sealed.enc + sealed.ciphertext, private_key, info=info)
+        return _SUITE.decrypt(_hpke_input(sealed), private_key, info=info)
     except (InvalidTag, ValueError) as exc:
         raise SealError("sealed payload does not open with this key") from exc
+
+
+def _hpke_input(sealed: Sealed) -> bytes | bytearray:
+    """``sealed.enc + sealed.ciphertext`` built in one buffer: one sealed by this process
+    is that already, one from the wire is decoded into it piece by piece, and neither
+    keeps a decoded copy of its ciphertext (issue 7: copies of a large report)."""
+    if sealed._blob is not None:
+        return sealed._blob
+    enc = sealed.enc
+    data = bytearray(len(enc) + sealed.ciphertext_size)
+    data[:len(enc)] = enc
+    end = len(enc)
+    for piece in sealed.ciphertext_pieces():
+        data[end:end + len(piece)] = piece
+        end += len(piece)
+    if end != len(data):  # a size that does not fit is not ours to open
+        raise ValueError("ciphertext size mismatch")
+    return data

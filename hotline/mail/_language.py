@@ -10,7 +10,8 @@ from hotline.mail._model import Language
 
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
-_SAMPLE_CHARS = 20_000
+SAMPLE_CHARS = 20_000
+"""Only the first this many characters of a text are read."""
 _MIN_SIGNALS = 6
 """Fewer Han characters plus Latin words than this is too short to tell."""
 _DOMINANCE = 2
@@ -31,7 +32,7 @@ def guess_language(text: str, default: Language) -> Language:
 
 def detect_language(text: str) -> Language | None:
     """The language of ``text``, or None when it is too short or too mixed to tell."""
-    sample = text[:_SAMPLE_CHARS]
+    sample = text[:SAMPLE_CHARS]
     han = _HAN.findall(sample)
     words = len(_LATIN_WORD.findall(sample))
     if len(han) + words < _MIN_SIGNALS:

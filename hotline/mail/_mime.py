@@ -4,6 +4,9 @@ The stdlib feed parser recurses once per nesting level and raises RecursionError
 thousand levels, and it materialises every part of a 10,000-part mail. Here the stdlib
 parses each part's *headers* (the fiddly part: folding, parameters, RFC 2231), while the
 split into parts is done level by level under explicit depth and part budgets.
+
+A part's body is a view into the bytes it was parsed from, not a copy: the parts of a
+large mail share the raw mail's memory, and only a decoded body is new (issue 7).
 """
 
 from __future__ import annotations
@@ -15,14 +18,21 @@ from email import policy
 from email.message import Message
 from email.parser import BytesHeaderParser
 
+from hotline._buffers import BytesBuilder
 from hotline.mail._headers import decode_raw
 from hotline.mail._model import Flag, MailLimits
 
 _SEPARATOR = re.compile(rb"\r?\n\r?\n")
 _LEADING_NEWLINE = re.compile(rb"\A\r?\n")
+_NEWLINE = re.compile(rb"\n")
 # RFC 5322 obsolete syntax allows blanks between a field name and its colon.
 _OBSOLETE_NAME_SPACE = re.compile(rb"^([!-9;-~]+)[ \t]+:", re.MULTILINE)
-_BASE64_NOISE = re.compile(rb"[^A-Za-z0-9+/=]")
+# Every byte that is not a base64 symbol or its padding, for bytes.translate to delete.
+_BASE64_NOISE = bytes(
+    set(range(256)) - set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+)
+# Encoded bytes cleaned and decoded at a time.
+_BASE64_SLICE = 64 * 1024
 _HEADER_PARSER = BytesHeaderParser(policy=policy.compat32)
 _MAX_HEADER_BYTES = 256 * 1024
 _MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
@@ -46,7 +56,8 @@ class Part:
     """One MIME entity: its headers, its still-encoded body and what lies below it."""
 
     headers: Message
-    body: bytes
+    body: memoryview
+    """Still encoded; a view into the bytes the part was parsed from."""
     depth: int
     content_type: str
     children: list[Part] = field(default_factory=list)
@@ -118,7 +129,7 @@ def raw_values(headers: Message, name: str) -> list[str]:
 
 
 def parse_entity(
-    raw: bytes, budget: Budget, *, depth: int = 0, default_type: str = "text/plain"
+    raw: bytes | memoryview, budget: Budget, *, depth: int = 0, default_type: str = "text/plain"
 ) -> Part | None:
     """Parse one entity and, within the budget, its children; None once out of parts."""
     if budget.parts >= budget.limits.max_parts:
@@ -142,31 +153,39 @@ def parse_entity(
     return part
 
 
-def split_headers(raw: bytes, budget: Budget) -> tuple[Message, bytes]:
-    """Header fields (parsed by the stdlib) and the raw body of one entity."""
-    if raw.startswith(b"From "):
+def split_headers(raw: bytes | memoryview, budget: Budget) -> tuple[Message, memoryview]:
+    """Header fields (parsed by the stdlib) and the raw body of one entity.
+
+    The body is a view into ``raw`` (a copy only in the rare cases where parts of it are
+    moved around: an oversized header block, a stray line ending the header block).
+    """
+    view = memoryview(raw)
+    if view[:5].tobytes() == b"From ":
         # An mbox separator line, not a header field.
-        newline = raw.find(b"\n")
-        raw = raw[newline + 1 :] if newline >= 0 else b""
-    if _LEADING_NEWLINE.match(raw):
-        head, body = b"", _LEADING_NEWLINE.sub(b"", raw, count=1)
+        newline = _NEWLINE.search(view)
+        view = view[newline.end() :] if newline is not None else view[:0]
+    leading = _LEADING_NEWLINE.match(view)
+    if leading is not None:
+        head_end = 0
+        body = view[leading.end() :]
     else:
-        separator = _SEPARATOR.search(raw)
-        if separator is None:
-            head, body = raw, b""
-        else:
-            head, body = raw[: separator.start()], raw[separator.end() :]
-    if len(head) > _MAX_HEADER_BYTES:
+        separator = _SEPARATOR.search(view)
+        head_end = len(view) if separator is None else separator.start()
+        body = view[len(view) if separator is None else separator.end() :]
+    if head_end > _MAX_HEADER_BYTES:
         # No real header block is this big; parsing it all would cost seconds per MB.
-        cut = head.rfind(b"\n", 0, _MAX_HEADER_BYTES) + 1 or _MAX_HEADER_BYTES
-        head, body = head[:cut], head[cut:] + b"\n\n" + body
+        cut = bytes(view[:_MAX_HEADER_BYTES]).rfind(b"\n") + 1 or _MAX_HEADER_BYTES
+        body = memoryview(b"".join((view[cut:head_end], b"\n\n", body)))
+        head_end = cut
         budget.flags.add("header_defects")
         budget.defects += 1
+    head = bytes(view[:head_end])
     headers = _HEADER_PARSER.parsebytes(_OBSOLETE_NAME_SPACE.sub(rb"\1:", head) + b"\n")
     leftover = headers.get_payload()
     if isinstance(leftover, str) and leftover.strip():
         # A line that is no header field ends the header block: it belongs to the body.
-        body = leftover.encode("utf-8", "surrogateescape") + (b"\n" + body if body else b"")
+        stray = leftover.encode("utf-8", "surrogateescape")
+        body = memoryview(b"".join((stray, b"\n", body)) if body else stray)
     headers.set_payload("")
     budget.defects += len(headers.defects)
     return headers, body
@@ -205,7 +224,8 @@ def _open_multipart(part: Part, budget: Budget) -> None:
         if match.group(1):
             closed = True
             break
-        start = match.end() + (2 if part.body[match.end() : match.end() + 2] == b"\r\n" else 1)
+        crlf = part.body[match.end() : match.end() + 2].tobytes() == b"\r\n"
+        start = match.end() + (2 if crlf else 1)
     if start is None:
         budget.defects += 1
         return
@@ -218,10 +238,10 @@ def _open_multipart(part: Part, budget: Budget) -> None:
             part.children.append(child)
 
 
-def _strip_line_break(segment: bytes) -> bytes:
-    if segment.endswith(b"\r\n"):
+def _strip_line_break(segment: memoryview) -> memoryview:
+    if segment[-2:].tobytes() == b"\r\n":
         return segment[:-2]
-    if segment.endswith(b"\n"):
+    if segment[-1:].tobytes() == b"\n":
         return segment[:-1]
     return segment
 
@@ -234,43 +254,60 @@ def transfer_encoding(headers: Message) -> str:
     return values[0].strip().strip("\"'").lower() or "7bit"
 
 
-def estimated_size(headers: Message, body: bytes) -> int:
+def estimated_size(headers: Message, body: bytes | memoryview) -> int:
     """Decoded size without decoding (exact enough to enforce limits)."""
     if transfer_encoding(headers) == "base64":
         return len(body) * 3 // 4
     return len(body)
 
 
-def decode_transfer(headers: Message, body: bytes) -> bytes:
+def decode_transfer(headers: Message, body: bytes | memoryview) -> bytes:
     """Undo base64, quoted-printable or uuencode leniently; anything else as is."""
     encoding = transfer_encoding(headers)
     if encoding == "base64":
-        # Line noise is dropped and the padding recomputed, so a truncated or sloppily
-        # wrapped attachment still decodes as far as it goes.
-        cleaned = _BASE64_NOISE.sub(b"", body)
-        padding = cleaned.find(b"=")
-        if padding >= 0:
-            # Data ends at the padding; what follows is junk (as Dovecot reads it).
-            cleaned = cleaned[:padding]
-        if len(cleaned) % 4 == 1:
-            cleaned = cleaned[:-1]
-        cleaned += b"=" * (-len(cleaned) % 4)
         try:
-            return binascii.a2b_base64(cleaned)
+            return _decode_base64(memoryview(body))
         except (binascii.Error, ValueError):
-            return body
+            return bytes(body)
     if encoding == "quoted-printable":
         try:
             return binascii.a2b_qp(body)
         except (binascii.Error, ValueError):
-            return body
+            return bytes(body)
     if encoding in ("x-uuencode", "uuencode", "x-uue", "uue"):
         carrier = Message()
         carrier["Content-Transfer-Encoding"] = encoding
-        carrier.set_payload(body.decode("ascii", "surrogateescape"))
+        carrier.set_payload(bytes(body).decode("ascii", "surrogateescape"))
         try:
             payload = carrier.get_payload(decode=True)
         except Exception:  # the stdlib uu decoder raises on junk
-            return body
-        return payload if isinstance(payload, bytes) else body
-    return body
+            return bytes(body)
+        return payload if isinstance(payload, bytes) else bytes(body)
+    return bytes(body)
+
+
+def _decode_base64(body: memoryview) -> bytes:
+    """Lenient base64: line noise is dropped and the padding recomputed, so a truncated or
+    sloppily wrapped attachment still decodes as far as it goes.
+
+    Slice by slice, straight into the result: a cleaned copy of the whole body would
+    cost as much memory as the body itself.
+    """
+    out = BytesBuilder(len(body) * 3 // 4 + 3)
+    pending = b""  # cleaned symbols not yet decoded (fewer than four, or the tail)
+    for start in range(0, len(body), _BASE64_SLICE):
+        cleaned = pending + body[start : start + _BASE64_SLICE].tobytes().translate(
+            None, _BASE64_NOISE
+        )
+        padding = cleaned.find(b"=")
+        if padding >= 0:
+            # Data ends at the padding; what follows is junk (as Dovecot reads it).
+            pending = cleaned[:padding]
+            break
+        whole = len(cleaned) - len(cleaned) % 4
+        out.write(binascii.a2b_base64(cleaned[:whole]))
+        pending = cleaned[whole:]
+    if len(pending) % 4 == 1:
+        pending = pending[:-1]
+    out.write(binascii.a2b_base64(pending + b"=" * (-len(pending) % 4)))
+    return out.value()

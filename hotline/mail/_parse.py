@@ -19,7 +19,7 @@ from hotline.mail._headers import (
     parse_date,
 )
 from hotline.mail._html import html_to_text
-from hotline.mail._language import detect_language
+from hotline.mail._language import SAMPLE_CHARS, detect_language
 from hotline.mail._mime import (
     Budget,
     Part,
@@ -69,12 +69,13 @@ def parse_mail(
 
 def _parse(raw: bytes, limits: MailLimits, our_domain: str | None, fallback_id: str) -> ParsedMail:
     budget = Budget(limits)
+    view = memoryview(raw)
     if len(raw) > limits.max_bytes:
         budget.flags.update(("over_size", "truncated"))
-        raw = raw[: limits.max_bytes]
-    root = parse_entity(raw, budget)
+        view = view[: limits.max_bytes]
+    root = parse_entity(view, budget)
     if root is None:  # only with max_parts == 0
-        return _fallback(raw, fallback_id)
+        return _fallback(view, fallback_id)
     body_charset = _first_text_charset(root)
     budget.charset_hint = body_charset
     headers, header_guessed = _decoded_headers(root.headers, body_charset)
@@ -129,15 +130,16 @@ def _parse(raw: bytes, limits: MailLimits, our_domain: str | None, fallback_id: 
         attachments=tuple(body.attachments),
         flags=frozenset(budget.flags),
         automation=automation,
-        language=detect_language(f"{subject}\n{text}"),
+        # Detection reads a sample; a whole copy of a long text would be wasted.
+        language=detect_language(f"{subject}\n{text[:SAMPLE_CHARS]}"),
         defects=budget.defects,
         headers=headers,
     )
 
 
-def _fallback(raw: bytes, fallback_id: str) -> ParsedMail:
+def _fallback(raw: bytes | memoryview, fallback_id: str) -> ParsedMail:
     """What is left when parsing failed outright: the bytes as text, flagged."""
-    decoded = decode_bytes(raw[:1_000_000], None)
+    decoded = decode_bytes(bytes(raw[:1_000_000]), None)
     flags: set[Flag] = {"parse_fallback"}
     if decoded.guessed:
         flags.add("charset_guessed")
@@ -277,7 +279,7 @@ def _attachment(part: Part, budget: Budget, *, inline: bool) -> Attachment:
     if budget.attachment_bytes + size > limit:
         budget.flags.add("attachments_over_size")
         return Attachment(filename, part.content_type, size, b"", content_id, inline, True)
-    payload = part.body if part.opaque else part.decoded()
+    payload = bytes(part.body) if part.opaque else part.decoded()
     return _kept(filename, part.content_type, payload, budget, content_id, inline)
 
 

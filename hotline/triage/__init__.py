@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from hotline.triage._config import ConfigProblem, validate_config
 from hotline.triage._engine import (
+    TEXT_CUT,
+    TRIAGE_TEXT_LIMIT,
     Exclusion,
     FiredRule,
     RetaliationRisk,
@@ -15,6 +17,7 @@ from hotline.triage._engine import (
     TriageEngine,
     TriageInput,
     TriageResult,
+    bounded_payload,
     content_fingerprint,
     default_engine,
     retriage,
@@ -25,6 +28,8 @@ from hotline.triage._rules import RuleSet, validate_rules
 from hotline.triage._text import normalise, parse_amounts, parse_number
 
 __all__ = [
+    "TEXT_CUT",
+    "TRIAGE_TEXT_LIMIT",
     "ConfigProblem",
     "Exclusion",
     "FiredRule",
@@ -36,6 +41,7 @@ __all__ = [
     "TriageEngine",
     "TriageInput",
     "TriageResult",
+    "bounded_payload",
     "content_fingerprint",
     "default_engine",
     "normalise",

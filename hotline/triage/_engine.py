@@ -22,6 +22,8 @@ from hotline.triage._text import (
 )
 
 __all__ = [
+    "TEXT_CUT",
+    "TRIAGE_TEXT_LIMIT",
     "Exclusion",
     "FiredRule",
     "RetaliationRisk",
@@ -29,6 +31,7 @@ __all__ = [
     "TriageEngine",
     "TriageInput",
     "TriageResult",
+    "bounded_payload",
     "content_fingerprint",
     "default_engine",
     "retriage",
@@ -315,12 +318,20 @@ class TriageEngine:
     # --- the verdict -----------------------------------------------------------------
 
     def triage(self, request: TriageInput) -> TriageResult:
-        """Severity, flow, fired rules with reasons, retaliation risk, routing, exclusions."""
+        """Severity, flow, fired rules with reasons, retaliation risk, routing, exclusions.
+
+        Rules read the first :data:`TRIAGE_TEXT_LIMIT` characters of each text field; a
+        longer field adds the explanation ``triage.text-cut`` naming it. The content
+        fingerprint covers the whole text.
+        """
         rules = self.rules
+        fingerprint_ = request.fingerprint or content_fingerprint(request.kind, request.payload)
+        payload, cut = bounded_payload(request.payload)
+        if cut:
+            request = dataclasses.replace(request, payload=payload)
         text = _normalised_text_of(request.payload)
         home = self._home_unit(request)
         subjects = self._subjects(request, text, home)
-        fingerprint_ = request.fingerprint or content_fingerprint(request.kind, request.payload)
         facts, primary = self._facts(request, text, home, subjects, fingerprint_)
 
         score, factors = 0, []
@@ -341,6 +352,10 @@ class TriageEngine:
         severity = self._severity(request.kind, fired_rules)
         category = next((r.category for r in fired_rules if r.category), request.category)
         escalate = any(r.escalate for r in fired_rules)
+        if cut:
+            fired = (*fired, FiredRule(TEXT_CUT, f"triage read the first "
+                                       f"{TRIAGE_TEXT_LIMIT:,} characters of {', '.join(cut)}"
+                                       " (longer); the sealed content is whole"))
         responsible, stub, outside = self._route(request, home, primary, escalate)
         return TriageResult(
             kind=request.kind, severity=severity, flow=rules.flows[severity], category=category,
@@ -474,6 +489,38 @@ class TriageEngine:
 def _max_text(a: str | None, b: str | None) -> str | None:
     values = [Decimal(v) for v in (a, b) if v is not None]
     return str(max(values)) if values else None
+
+
+# Triage reads at most this many characters of each text field (issue 7): a report names
+# what its rules look for (words, amounts, people) early, and a 10 MB text took minutes
+# and several copies of itself to normalise; the fingerprint still covers all of it.
+TRIAGE_TEXT_LIMIT = 64 * 1024
+TEXT_CUT = "triage.text-cut"  # the explanation of a triage that did not read everything
+
+
+def bounded_payload(payload: Mapping[str, Any]) -> tuple[Mapping[str, Any], list[str]]:
+    """``payload`` with each text (top level and in ``subjects``) cut to
+    :data:`TRIAGE_TEXT_LIMIT` characters, and the names of the fields that were cut;
+    ``payload`` itself when none was."""
+    def cut(value: Any) -> Any:
+        return value[:TRIAGE_TEXT_LIMIT] if isinstance(value, str) else value
+
+    def long(value: Any) -> bool:
+        return isinstance(value, str) and len(value) > TRIAGE_TEXT_LIMIT
+
+    names = [name for name, value in payload.items() if long(value)]
+    subjects = payload.get("subjects")
+    long_subjects = isinstance(subjects, list | tuple) and any(
+        isinstance(s, Mapping) and any(long(v) for v in s.values()) for s in subjects)
+    if not names and not long_subjects:
+        return payload, []
+    bounded = {name: cut(value) for name, value in payload.items()}
+    if long_subjects:
+        assert isinstance(subjects, list | tuple)
+        bounded["subjects"] = [{k: cut(v) for k, v in s.items()} if isinstance(s, Mapping)
+                               else s for s in subjects]
+        names.append("subjects")
+    return bounded, names
 
 
 def _text_of(payload: Mapping[str, Any]) -> str:

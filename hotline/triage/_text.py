@@ -11,7 +11,7 @@ import functools
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -390,7 +390,70 @@ def count_facts(text: str, patterns: Mapping[str, Sequence[str]]) -> dict[str, i
     return counts
 
 
+_WORDLESS = re.compile(r"[\W_]+")
+# A longer part of a fingerprint is normalised piece by piece (issue 7: a 10 MB text
+# normalised whole held several copies of itself, and zhconv a list of one string per
+# character).
+FINGERPRINT_PIECE = 64 * 1024
+
+
 def fingerprint(parts: Iterable[str]) -> str:
-    """SHA-256 over normalised content with spacing and punctuation removed."""
-    joined = "\x1f".join(re.sub(r"[\W_]+", "", normalise(p)) for p in parts)
-    return hashlib.sha256(joined.encode("utf-8")).hexdigest()
+    """SHA-256 over normalised content with spacing and punctuation removed.
+
+    The digest of ``"\\x1f".join(re.sub(r"[\\W_]+", "", normalise(p)) for p in parts)``;
+    a part longer than :data:`FINGERPRINT_PIECE` characters is normalised in pieces cut
+    where that gives the same (:func:`pieces`), so memory does not grow with the text.
+    """
+    digest = hashlib.sha256()
+    for index, part in enumerate(parts):
+        if index:
+            digest.update(b"\x1f")
+        if len(part) <= FINGERPRINT_PIECE:
+            digest.update(_WORDLESS.sub("", normalise(part)).encode("utf-8"))
+            continue
+        for piece in pieces(part, FINGERPRINT_PIECE):
+            # Not normalise(): its cache of long texts is for the texts triage reads.
+            digest.update(_WORDLESS.sub("", _normalise(piece)).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def pieces(text: str, size: int) -> Iterator[str]:
+    """``text`` in consecutive pieces of about ``size`` characters, each cut where
+    :func:`can_cut` allows (a piece is longer only where no such place comes sooner)."""
+    start, end = 0, len(text)
+    while end - start > size:
+        cut = next((at for at in range(start + size, start, -1) if can_cut(text, at)),
+                   None) or next((at for at in range(start + size + 1, end)
+                                  if can_cut(text, at)), end)
+        yield text[start:cut]
+        start = cut
+    if start < end:
+        yield text[start:]
+
+
+def can_cut(text: str, at: int) -> bool:
+    """Whether the fingerprint's normalisation of ``text[:at]`` and ``text[at:]`` apart,
+    spacing and punctuation then removed, equals that of ``text`` (0 < at < len(text)).
+
+    True after whitespace, and between two plain characters (ASCII, CJK ideographs) that
+    no zhconv phrase holds side by side: NFKC leaves such characters alone, whitespace and
+    they never compose with what stands before them, casefolding and the removal of
+    spacing and punctuation go character by character, and zhconv's phrases (matched
+    longest first, from left to right) never span the cut. tests/unit/test_triage.py
+    checks each of these facts over all of Unicode and zhconv's table.
+    """
+    before, after = text[at - 1], text[at]
+    if before.isspace():
+        return True
+    return _plain(before) and _plain(after) and before + after not in _zhconv_pairs()
+
+
+def _plain(char: str) -> bool:
+    return char < "\x80" or "\u4e00" <= char <= "\u9fff" or "\u3400" <= char <= "\u4dbf"
+
+
+@functools.cache
+def _zhconv_pairs() -> frozenset[str]:
+    """Every two characters that stand side by side in a phrase zhconv converts."""
+    return frozenset(word[i:i + 2] for word in zhconv.zhconv.getdict("zh-cn")
+                     for i in range(len(word) - 1))

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 DOMAIN = "hotline.localhost"
 GD = f"complaints-gd@{DOMAIN}"
-BURST = 150
+BURST = 600  # large enough that a SIGKILL after the 10th 250 lands inside it
 
 
 def start(data: Path, smtp_port: int) -> HotlineProcess:

@@ -18,7 +18,7 @@ import pytest
 from hotline.crypto import KeyRecord, Sealed
 from hotline.domain.audit import AuditEvent, AuditHead, next_event, verify_chain
 from hotline.domain.case import Account, Case, CaseMessage, CaseQuery, ReceiptRecord, case_id_for
-from hotline.errors import ConcurrencyConflict, ContractError, NotFound
+from hotline.errors import ConcurrencyConflict, ContentNotLoaded, ContractError, NotFound
 from hotline.ports import Store
 
 pytestmark = pytest.mark.integration
@@ -522,6 +522,51 @@ async def test_query_by_channel_and_assignee(store: Store) -> None:
     await store.cases.update(replace(current, workflow={"name": "report/general"}),
                              expected_version=current.version)
     assert [post.id] == await found(assignee="li")
+
+
+# --- large contents (issue 7) -----------------------------------------------------------
+
+LARGE = 1 << 20  # far above the size up to which an adapter may keep a ciphertext inline
+
+
+def large_case(n: int) -> Case:
+    """Case number ``n`` with a 1 MiB sealed content."""
+    ciphertext = (f"large-ciphertext-{n}-".encode() * (LARGE // 16))[:LARGE]
+    return replace(make_case(n), content=Sealed(KID, bytes([n]) * 32, ciphertext))
+
+
+async def test_a_large_content_reads_back_whole(store: Store) -> None:
+    """A large sealed content reads back the same by id, submission and reference, after
+    a redelivered open, an update and a status change."""
+    case = large_case(1)
+    stored = await open_case(store, case)
+    assert case.content == stored.content
+    again, created = await store.cases.open(case, first_events(case), receipt_for(case),
+                                            reference_prefix="R-2026")
+    assert (stored, False) == (again, created)
+    assert [stored] * 3 == [await store.cases.get(case.id),
+                            await store.cases.by_submission(case.submission_id),
+                            await store.cases.by_reference(stored.reference)]
+    updated = await store.cases.update(replace(stored, severity="major"), expected_version=1)
+    closed = await store.cases.set_status(case.id, "closed", expected_version=2)
+    assert (case.content, case.content) == (updated.content, closed.content)
+    assert closed == await store.cases.get(case.id)
+
+
+async def test_a_list_of_cases_carries_no_ciphertext(store: Store) -> None:
+    """Cases of a query have their content's key id and enc but no ciphertext (opening it
+    raises ContentNotLoaded), large or small; read by id they have it."""
+    large = await open_case(store, large_case(1))
+    small = await open_case(store, make_case(2))
+    listed = await store.cases.query(CaseQuery(units=None))
+    assert [small.id, large.id] == [c.id for c in listed]
+    for case, whole in zip(listed, (small, large), strict=True):
+        assert case.content.is_withheld
+        assert (whole.content.kid, whole.content.enc) == (case.content.kid, case.content.enc)
+        assert replace(whole, content=case.content) == case
+        with pytest.raises(ContentNotLoaded):
+            case.content.ciphertext  # noqa: B018 — reading it is the test
+    assert large == await store.cases.get(large.id)
 
 
 # --- accounts, keys, proof of work, sequences --------------------------------------------

@@ -227,8 +227,17 @@ class RabbitNode:
             headers={"content-type": "application/json",
                      "authorization": "Basic " + base64.b64encode(b"guest:guest").decode()})
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                response.read()
+            for attempt in range(5):
+                try:
+                    with urllib.request.urlopen(request, timeout=30) as response:
+                        response.read()
+                    return
+                except urllib.error.HTTPError as exc:
+                    # Just after a node restart, its quorum queues may still be starting
+                    # and the management API answers 500 for a while (seen on a busy host).
+                    if exc.code < 500 or attempt == 4:
+                        raise
+                    time.sleep(1.0)
         except urllib.error.HTTPError as exc:
             pytest.fail(f"RabbitMQ management {method} {path}: {exc.code} {exc.read()!r}",
                         pytrace=False)

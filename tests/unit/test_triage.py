@@ -322,6 +322,99 @@ def test_no_zhconv_phrase_spans_a_line_break() -> None:
     assert [] == [w for w in zhconv.zhconv.getdict("zh-cn") if "\n" in w or "\r" in w]
 
 
+# -- long texts: the fingerprint in pieces, triage bounded (issue 7) ---------------------------
+
+def _fingerprint_whole(parts: list[str]) -> str:
+    """The fingerprint as it was computed before pieces: every part normalised whole."""
+    import hashlib
+
+    joined = "\x1f".join(re.sub(r"[\W_]+", "", normalise(p)) for p in parts)
+    return hashlib.sha256(joined.encode("utf-8")).hexdigest()
+
+
+@pytest.mark.parametrize(("parts", "digest"), [
+    (["report", "广东公司总经理收受回扣",
+      "總經理 收受回扣，金額１００萬元。\n第二行 Straße ﬁ e\u0301", "王某"],
+     "a7e2378fa35d8adf0403315d1da46d9d859e8076e16e4665da2a90edb2d8e38c"),
+    (["complaint", "Installation late", "The fibre line is 3 weeks late.\r\n\tΣΑΣ"],
+     "9b38cbeb5302559525f0f53bfe1bb4e8d7c331a2568fbc31505f841f121ec41b"),
+    (["report", "t", "總經理收受回扣，金額１００萬元。乾隆 頭髮 A型肝炎 x" * 5000],
+     "dee3ae61d4a4b47bc5085e01c5582bce5cf989807a4cdf9d779b33f99a72fe59"),
+], ids=["short-zh", "short-en", "140k-characters"])
+def test_fingerprints_are_what_they_were(parts: list[str], digest: str) -> None:
+    """Digests computed by the code before pieces (stored on cases) come out the same."""
+    assert digest == _text.fingerprint(parts)
+    assert digest == _fingerprint_whole(parts)
+
+
+_PIECE_ALPHABET = [*_FIELD_ALPHABET, "乾隆", "A型肝炎", "16進位", "IP位址", "芮氏5", "x", "xx",
+                   "Σ", "ΑΣ ", "İ", "ﬀ", "\u1100\u1161", "\u11a8", "가", "。", "，", "「」",
+                   "易經·乾", "\u0338", "<", "\u00a0", "\u2028", "\x1c"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(_PIECE_ALPHABET), max_size=40).map("".join),
+                min_size=1, max_size=4),
+       st.integers(min_value=1, max_value=12))
+@example(["乾隆" * 20, "xx" * 30], 3)
+def test_fingerprint_in_pieces_equals_the_whole(parts: list[str], size: int) -> None:
+    """Normalised in pieces of a few characters, the fingerprint is the one of the whole
+    parts; the pieces join up to the text and are cut only where can_cut allows."""
+    original = _text.FINGERPRINT_PIECE
+    _text.FINGERPRINT_PIECE = size
+    try:
+        assert _fingerprint_whole(parts) == _text.fingerprint(parts)
+    finally:
+        _text.FINGERPRINT_PIECE = original
+    for part in parts:
+        pieces = list(_text.pieces(part, size))
+        assert part == "".join(pieces)
+        cuts = [len("".join(pieces[:i])) for i in range(1, len(pieces))]
+        assert all(_text.can_cut(part, at) for at in cuts)
+
+
+def test_the_facts_that_make_cuts_safe_hold() -> None:
+    """What can_cut relies on, over all of Unicode and zhconv's table: plain characters are
+    left alone by NFKC, whitespace stays whitespace; neither is the second half of a
+    canonical composition, whitespace not the first; no zhconv phrase holds whitespace."""
+    import sys
+    import unicodedata
+
+    import zhconv  # type: ignore[import-untyped]
+
+    chars = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
+    plain = [c for c in chars if _text._plain(c)]
+    spaces = [c for c in chars if c.isspace()]
+    assert [] == [c for c in plain if unicodedata.normalize("NFKC", c) != c]
+    assert [] == [c for c in spaces if not unicodedata.normalize("NFKC", c).isspace()]
+    pairs = [unicodedata.decomposition(c).split() for c in chars]
+    pairs = [[chr(int(h, 16)) for h in p] for p in pairs if len(p) == 2 and "<" not in p[0]]
+    assert [] == [p for p in pairs if _text._plain(p[1]) or p[1].isspace() or p[0].isspace()]
+    assert [] == [w for w in zhconv.zhconv.getdict("zh-cn") if any(c.isspace() for c in w)]
+
+
+def test_a_long_field_is_triaged_by_its_beginning_and_says_so() -> None:
+    """Past TRIAGE_TEXT_LIMIT characters a field is not read (a keyword there does not
+    fire), the explanation names the cut field, the fingerprint covers the whole text;
+    at the limit nothing is cut."""
+    from hotline.triage import TEXT_CUT, TRIAGE_TEXT_LIMIT
+
+    head = "总经理收受回扣。" + "x" * (TRIAGE_TEXT_LIMIT - 8)
+    assert TRIAGE_TEXT_LIMIT == len(head)
+    whole = report(head, unit="GD")
+    assert TEXT_CUT not in whole.rule_ids
+    longer = head + "他威胁我不许声张，打击报复举报人。" * 10
+    cut = report(longer, unit="GD")
+    assert TEXT_CUT == cut.rule_ids[-1]
+    assert "description" in cut.fired[-1].reason
+    assert [r for r in whole.rule_ids] == [r for r in cut.rule_ids if r != TEXT_CUT]
+    assert content_fingerprint("report", {"description": longer}) == cut.fingerprint
+    assert cut.fingerprint != whole.fingerprint
+    named = report("收受回扣", unit="GD", subjects=[{"name": "王" * (TRIAGE_TEXT_LIMIT + 1)}])
+    assert TEXT_CUT == named.rule_ids[-1]
+    assert "subjects" in named.fired[-1].reason
+
+
 # -- all keyword sets in one pass ------------------------------------------------------------
 
 def _keyword_pieces() -> list[str]:
