@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -455,6 +456,11 @@ async def _closed_e2e(visibility: _Visibility, public: int, requests: list[bytes
     return result
 
 
+def _epoch(moment: str) -> float:
+    """An ISO 8601 time of the API as seconds since the epoch."""
+    return datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp()
+
+
 class _Visibility:
     """Polls casework's case list and notes when each awaited case first appears."""
 
@@ -463,6 +469,7 @@ class _Visibility:
         self._auth = {"Authorization": f"Bearer {token}"}
         self._interval = interval
         self.pending: dict[str, float] = {}  # case id -> scheduled send (perf_counter)
+        self._sent_wall: dict[str, float] = {}  # case id -> wall clock when awaited
         self._waiters: dict[str, asyncio.Future[float]] = {}
         self.latencies: list[float] = []
         self.seen_at: list[float] = []
@@ -478,6 +485,7 @@ class _Visibility:
             future.set_exception(BenchError("a 202 answer without a submission_id"))
             return future
         self.pending["c_" + sid] = scheduled
+        self._sent_wall["c_" + sid] = time.time() - (time.perf_counter() - scheduled)
         if waiter:
             self._waiters["c_" + sid] = future
         return future
@@ -508,24 +516,29 @@ class _Visibility:
             if not self.pending:
                 await asyncio.sleep(0.02)
                 continue
+            # Cases are listed newest first by opened_at, which the router sets before it
+            # commits: one opened earlier may commit (and so appear) below cases already
+            # seen. So page on until cases opened before the oldest awaited POST.
+            oldest = min((self._sent_wall[i] for i in self.pending), default=time.time())
             cursor: str | None = None
             for _ in range(50):
                 page = await self._page(cursor)
                 self.polls += 1
                 now = time.perf_counter()
-                found_known = False
+                older = False
                 for item in page["items"]:
                     scheduled = self.pending.pop(item["id"], None)
                     if scheduled is None:
-                        found_known = True
+                        older = older or _epoch(item["opened_at"]) < oldest - 0.01
                         continue
+                    self._sent_wall.pop(item["id"], None)
                     self.latencies.append(now - scheduled)
                     self.seen_at.append(now)
                     future = self._waiters.pop(item["id"], None)
                     if future is not None and not future.done():
                         future.set_result(now - scheduled)
                 cursor = page.get("next")
-                if found_known or not cursor or not self.pending:
+                if older or not cursor or not self.pending:
                     break
             await asyncio.sleep(self._interval)
 
@@ -536,6 +549,7 @@ class _Visibility:
             await asyncio.sleep(0.02)
         missing = len(self.pending)
         self.pending.clear()
+        self._sent_wall.clear()
         return missing
 
 

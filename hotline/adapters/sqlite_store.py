@@ -239,6 +239,10 @@ class _Base:
         self._store = store
 
 
+# Up to this many units, a case list reads the scope's cases through cases_by_unit.
+_NARROW_SCOPE = 4
+
+
 class _Cases(_Base):
     def __init__(self, store: SqliteStore) -> None:
         super().__init__(store)
@@ -324,7 +328,12 @@ class _Cases(_Base):
             units = [_text(u, "units") for u in sorted(query.units)]
             if not units:
                 return []
-            clauses.append(f"unit IN ({', '.join('?' for _ in units)})")
+            # A wide scope (a province and its subsidiaries, HQ: everything) is matched
+            # while walking cases_by_opened newest first, stopping at the page; through
+            # cases_by_unit SQLite would read and sort every case in scope on each page
+            # (an HQ officer's queue grew slower with every case ever opened).
+            column = "+unit" if len(units) > _NARROW_SCOPE else "unit"
+            clauses.append(f"{column} IN ({', '.join('?' for _ in units)})")
             params.extend(units)
         if query.fingerprint is not None:
             clauses.append("fingerprint = ?")
