@@ -129,6 +129,10 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return doc
 
 
+# One decoder for every body: json.loads with a hook builds a new JSONDecoder per call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates)
+
+
 async def read_json(request: web.Request, max_bytes: int) -> dict[str, Any]:
     """The request body as a JSON object: 413 over ``max_bytes``, 400 if not strict JSON.
 
@@ -139,15 +143,16 @@ async def read_json(request: web.Request, max_bytes: int) -> dict[str, Any]:
         raise ApiError(413, "too_large", f"request body exceeds {max_bytes} bytes")
     # One growing buffer, dropped as soon as it is decoded: a large body is held at most
     # twice (bytes and text, then text and parsed document), never as chunks + join too.
+    # Chunks are taken as they arrived (readany, not iter_chunked: ≈ 2 µs less a request).
     raw = bytearray()
-    async for chunk in request.content.iter_chunked(65536):
+    while chunk := await request.content.readany():
         if len(raw) + len(chunk) > max_bytes:
             raise ApiError(413, "too_large", f"request body exceeds {max_bytes} bytes")
         raw += chunk
     try:
         text = raw.decode("utf-8")
         del raw
-        doc = json.loads(text, object_pairs_hook=_no_duplicates)
+        doc = _DECODER.decode(text)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ApiError(400, "invalid_json", "request body is not UTF-8 JSON") from None
     del text

@@ -7,6 +7,7 @@ and travels on only as a keyed hash.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
@@ -32,7 +33,7 @@ from hotline.crypto import (
     Sealed,
     TokenSigner,
     b64e,
-    generate_receipt,
+    new_receipt,
     normalise_receipt,
     open_sealed,
     receipt_reply_private_key,
@@ -156,11 +157,17 @@ async def _publish_message(request: web.Request, message: Message, *, kind: str,
         _log.error("submission.not_queued", submission_id=message.message_id, kind=kind)
         raise ApiError(503, "queue_unavailable",
                        "the submission could not be stored safely; please try again") from None
-    ACCEPTED.labels(kind, channel).inc()
+    _accepted_counter(kind, channel).inc()
     # Debug, not info: the counter above already counts acceptances, and a JSON line per
     # submission was ≈ 8 % of intake's CPU per report (issue 7's profile).
     _log.debug("submission.accepted", submission_id=message.message_id, kind=kind,
                channel=channel, sealed_by=sealed_by)
+
+
+@functools.cache
+def _accepted_counter(kind: str, channel: str) -> Any:
+    # The labelled child, looked up once: labels() takes a lock and builds tuples.
+    return ACCEPTED.labels(kind, channel)
 
 
 def _new_id() -> str:
@@ -168,8 +175,12 @@ def _new_id() -> str:
 
 
 def _accepted(submission: Submission, receipt: str) -> web.Response:
-    return web.json_response({"submission_id": submission.id, "receipt": receipt}, status=202,
-                             headers={"Cache-Control": "no-store"})
+    # Written out, not json.dumps'd (≈ 2 µs of a report's CPU, issue 7): both values are
+    # ASCII with nothing to escape, an id of token_urlsafe and a receipt of Crockford
+    # symbols and hyphens.
+    body = f'{{"submission_id":"{submission.id}","receipt":"{receipt}"}}'.encode()
+    return web.Response(body=body, status=202, content_type="application/json",
+                        charset="utf-8", headers={"Cache-Control": "no-store"})
 
 
 async def get_key(request: web.Request) -> web.Response:
@@ -210,9 +221,7 @@ async def post_report(request: web.Request) -> web.Response:
         raise ApiError(422, "unknown_kid", "kid names no key of this organisation; "
                        "fetch /api/v1/intake/key again")
     await _check_pow(request, doc, "report")
-    receipt = generate_receipt()
-    canonical = normalise_receipt(receipt)
-    assert canonical is not None
+    receipt, canonical = new_receipt()
     now = utcnow()
     submission = Submission(
         id=_new_id(), occurred_at=now, correlation_id=_new_id(), kind="report", channel="web",
@@ -253,9 +262,7 @@ async def post_complaint(request: web.Request) -> web.Response:
                            ensure_ascii=False).encode()
     sealed = seal(plaintext, public, kid=kid, purpose="complaint")
     del plaintext, payload
-    receipt = generate_receipt()
-    canonical = normalise_receipt(receipt)
-    assert canonical is not None
+    receipt, canonical = new_receipt()
     submission = Submission(
         id=_new_id(), occurred_at=utcnow(), correlation_id=_new_id(), kind="complaint",
         channel="web", sealed=sealed, sealed_by="intake", category=category, unit=unit,

@@ -40,7 +40,7 @@ from hotline.crypto import (
     Sealed,
     b64d,
     b64e,
-    generate_receipt,
+    new_receipt,
     normalise_receipt,
     receipt_reply_public_key,
     seal,
@@ -645,9 +645,7 @@ async def _file(request: web.Request, kind: str) -> web.Response:
             plaintext = json.dumps(payload, ensure_ascii=False).encode()
             sealed = seal(plaintext, public, kid=kid, purpose=kind)
             del plaintext, payload
-        receipt = generate_receipt()
-        canonical = normalise_receipt(receipt)
-        assert canonical is not None
+        receipt, canonical = new_receipt()
         submission = Submission(
             id=_new_id(), occurred_at=utcnow(), correlation_id=_new_id(), kind=kind,  # type: ignore[arg-type]
             channel="web", sealed=sealed,

@@ -5,6 +5,7 @@ from hotline.crypto._pow import PowIssuer, PowProblem, solve_pow
 from hotline.crypto._receipts import (
     ReceiptKeys,
     generate_receipt,
+    new_receipt,
     normalise_receipt,
     receipt_reply_private_key,
     receipt_reply_public_key,
@@ -33,6 +34,7 @@ __all__ = [
     "b64e",
     "generate_receipt",
     "new_key_record",
+    "new_receipt",
     "normalise_receipt",
     "open_sealed",
     "receipt_reply_private_key",

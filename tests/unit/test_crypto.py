@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import re
 import stat
+import string
 import struct
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,9 +30,11 @@ from hotline.crypto import (
     b64e,
     generate_receipt,
     new_key_record,
+    new_receipt,
     normalise_receipt,
     open_sealed,
     receipt_reply_private_key,
+    receipt_reply_public_key,
     seal,
     solve_pow,
 )
@@ -106,6 +110,14 @@ def test_thousand_receipts_are_distinct_and_canonical() -> None:
     assert 1000 == len(set(receipts))
     assert [] == [r for r in receipts if RECEIPT_FORMAT.fullmatch(r) is None]
     assert [r.replace("-", "") for r in receipts] == [normalise_receipt(r) for r in receipts]
+
+
+def test_new_receipt_comes_with_its_canonical_form() -> None:
+    """new_receipt gives the receipt as shown and what normalise_receipt makes of it."""
+    pairs = [new_receipt() for _ in range(200)]
+
+    assert [] == [shown for shown, _ in pairs if RECEIPT_FORMAT.fullmatch(shown) is None]
+    assert [normalise_receipt(shown) for shown, _ in pairs] == [c for _, c in pairs]
 
 
 def test_canonical_receipt_normalises_to_itself() -> None:
@@ -213,6 +225,17 @@ def test_reply_key_seed_is_hkdf_sha256_of_the_receipt() -> None:
         expected = X25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         assert expected == _public_bytes_of_receipt(receipt)
+
+
+def test_reply_public_key_is_the_public_half_of_the_reply_key() -> None:
+    """libsodium's reply public key equals OpenSSL's public half of the derived private key."""
+    receipts = [CANONICAL, *(normalise_receipt(generate_receipt()) for _ in range(200))]
+
+    expected = [_public_bytes_of_receipt(r) for r in receipts if r is not None]
+
+    assert expected == [receipt_reply_public_key(r) for r in receipts if r is not None]
+    assert "e7964c6113d025f8e39aaef9188524d5d0d18fa4fa479bc99eddb3a0d8836000" == (
+        receipt_reply_public_key(CANONICAL).hex())
 
 
 def test_receipt_hash_is_hmac_sha256_hex() -> None:
@@ -660,12 +683,26 @@ def _wire_with(field: str, text: str) -> dict[str, str]:
     _wire_with("ciphertext", "AA=="),  # padded
     _wire_with("ciphertext", "AA+A"),  # not the URL-safe alphabet
     _wire_with("ciphertext", "AA A"),
+    _wire_with("ciphertext", "AA\u0660A"),  # a digit, but not an ASCII one
+    _wire_with("ciphertext", "AA\u00e9A"),
+    _wire_with("ciphertext", "A" * 70_000 + "/AAA"),  # a large value is checked apart
 ], ids=["enc-bits", "enc-short", "ct-bits-27", "ct-bits-2", "ct-len", "ct-padded",
-        "ct-alphabet", "ct-space"])
+        "ct-alphabet", "ct-space", "ct-arabic-digit", "ct-accent", "ct-large-alphabet"])
 def test_sealed_from_wire_refuses_non_canonical_base64(wire: dict[str, str]) -> None:
     """Padding, foreign symbols, impossible lengths and set unused bits are refused."""
     with pytest.raises(ContractError):
         Sealed.from_wire(wire)
+
+
+def test_sealed_from_wire_takes_exactly_the_base64url_alphabet() -> None:
+    """Of every ASCII character (and a few others), only base64url's 64 symbols are taken."""
+    taken = set()
+    for symbol in [chr(i) for i in range(128)] + ["\u0660", "\u00e9", "\uff21"]:
+        with contextlib.suppress(ContractError):
+            Sealed.from_wire(_wire_with("ciphertext", f"AA{symbol}A"))
+            taken.add(symbol)
+
+    assert set(string.ascii_letters + string.digits + "-_") == taken
 
 
 def test_sealed_is_immutable() -> None:
