@@ -14,13 +14,11 @@ import argparse
 import asyncio
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from bench._infra import Service, free_port, hotline_env
-from bench._load import Connection
 from bench._report import MB
-from bench._scenarios import HOST, _envelope_requests, _get_json, _officer_token, _Visibility
+from bench._scenarios import _get_json, _officer_token, _payload_check, _Visibility
 
 __all__ = ["main"]
 
@@ -39,31 +37,19 @@ async def _attempt(tmp: Path, attempt: int, size_mb: int, wait_seconds: float) -
     try:
         token = await _officer_token(dev, internal)
         key_doc = await _get_json(public, "/api/v1/intake/key")
-        request = _envelope_requests(key_doc, 1, size=size_mb * MB)[0]
         visibility = _Visibility(internal, token)
         visibility.start()
-        await asyncio.sleep(1.0)
-        before = dev.rss()
-        dev.reset_peak()
-        conn = Connection(HOST, public)
-        try:
-            sent = time.perf_counter()
-            status, body = await conn.request(request)
-        finally:
-            conn.close()
-        if status != 202:
-            print(f"attempt {attempt}: POST answered {status}: {body[:200]!r}", flush=True)
+        await asyncio.sleep(0.5)
+        got = await _payload_check(dev, public, key_doc, visibility, size_mb=size_mb,
+                                   wait_seconds=wait_seconds)
+        if got.get("error"):
+            print(f"attempt {attempt}: {got['error']}", flush=True)
             return
-        visibility.expect(sent, body)
-        missing = await visibility.wait_all(wait_seconds)
-        await asyncio.sleep(0.3)
-        peak = dev.peak_rss()
-        seen = f"visible after {visibility.latencies[0]:.1f} s" if visibility.latencies \
-            else f"NOT visible after {wait_seconds:.0f} s"
-        print(f"attempt {attempt}: request {len(request) / MB:.1f} MB, {seen}, "
-              f"RSS before {before / MB:.1f} MB, peak {peak / MB:.1f} MB, "
-              f"copies of the {size_mb} MB payload: {(peak - before) / (size_mb * MB):.2f}"
-              + (" (incomplete)" if missing else ""), flush=True)
+        seen = (f"visible after {got['seconds_to_visible']:.1f} s" if got["visible"]
+                else f"NOT visible after {wait_seconds:.0f} s")
+        print(f"attempt {attempt}: request {got['request_mb']:.1f} MB, {seen}, "
+              f"RSS before {got['rss_before_mb']:.1f} MB, peak {got['peak_rss_mb']:.1f} MB, "
+              f"copies of the {size_mb} MB payload: {got['copies']:.2f}", flush=True)
     finally:
         if visibility is not None:
             await visibility.stop()

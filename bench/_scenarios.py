@@ -706,9 +706,10 @@ async def scenario_e2e(plan: Plan) -> dict[str, Any]:
 
 
 async def _payload_check(dev: Service, public: int, key_doc: dict[str, Any],
-                         visibility: _Visibility) -> dict[str, Any]:
-    """Peak RSS above idle while one 10 MB report goes from POST to visible case."""
-    size = 10 * MB
+                         visibility: _Visibility, *, size_mb: int = 10,
+                         wait_seconds: float = 60.0) -> dict[str, Any]:
+    """Peak RSS above idle while one large report goes from POST to visible case."""
+    size = size_mb * MB
     request = _envelope_requests(key_doc, 1, size=size)[0]
     await asyncio.sleep(0.5)
     before = dev.rss()
@@ -720,13 +721,13 @@ async def _payload_check(dev: Service, public: int, key_doc: dict[str, Any],
     finally:
         conn.close()
     if status != 202:
-        return {"error": f"POST of a 10 MB report answered {status}", "copies": None}
+        return {"error": f"POST of a {size_mb} MB report answered {status}", "copies": None}
     visibility.reset()
     visibility.expect(sent, body)
-    missing = await visibility.wait_all(60)
+    missing = await visibility.wait_all(wait_seconds)
     await asyncio.sleep(0.3)
     peak = dev.peak_rss()
-    return {"payload_mb": 10, "request_mb": round(len(request) / MB, 1),
+    return {"payload_mb": size_mb, "request_mb": round(len(request) / MB, 1),
             "rss_before_mb": round(before / MB, 1), "peak_rss_mb": round(peak / MB, 1),
             "copies": round((peak - before) / size, 2), "visible": not missing,
             "seconds_to_visible": (round(visibility.latencies[0], 3)
