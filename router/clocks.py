@@ -42,8 +42,9 @@ CROSSINGS = Counter("hotline_clock_crossings_total", "Deadline reminders and esc
 _ESCALATE_UP_AFTER = timedelta(days=5)
 # A claim older than this without being marked done is finished by another sweep.
 _STALE_CLAIM = timedelta(seconds=60)
-# Cases whose earliest deadline is further away than this cannot be due soon yet.
-_LOOKAHEAD = timedelta(days=7)
+# A clock of no definition counts as due soon this many days before it is due (as
+# WorkflowEngine.due has it).
+_DEFAULT_REMIND_DAYS = 2
 
 
 @dataclass
@@ -77,13 +78,23 @@ class ClockRunner:
                                error_type=type(exc).__name__)
             await asyncio.sleep(self.interval_seconds)
 
+    @property
+    def lookahead(self) -> timedelta:
+        """How far ahead a case's earliest deadline may lie for one of its clocks to be due
+        soon: the longest ``remind_days`` of the workflows. A sweep reads only those cases
+        (it read every case due within a week, i.e. nearly every open case, each 30 s)."""
+        days = [spec.remind_days for definition in self.workflows.definitions.values()
+                for spec in definition.clocks.values()]
+        return timedelta(days=max([_DEFAULT_REMIND_DAYS, *days]))
+
     async def sweep(self, now: datetime) -> int:
         """Announce every crossing due at ``now``; returns how many this runner announced."""
         announced = 0
         after: tuple[datetime, str] | None = None
+        horizon = now + self.lookahead
         while True:
             cases = await self.store.cases.query(CaseQuery(
-                units=None, overdue_at=now + _LOOKAHEAD, after=after, limit=self.batch))
+                units=None, overdue_at=horizon, after=after, limit=self.batch))
             for case in cases:
                 if "state" not in case.workflow:
                     continue

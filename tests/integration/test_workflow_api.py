@@ -276,3 +276,34 @@ async def test_clock_crossings_are_announced_exactly_once_by_many_runners(
     assert sum(counts) == len(events)
     assert {"clock.overdue", "clock.escalated_up"} <= {e.type for e in events}
     assert (await verify_audit(env.store)).ok
+
+
+async def test_a_sweep_reads_only_cases_that_can_be_due_soon(
+        env: Embedded, router: Router) -> None:
+    """The sweep's horizon is the workflows' longest reminder (not a week): a case is
+    announced due soon as its window opens, and not read by sweeps before that."""
+    case_id = await file_report(env, router, {"description": "仓库管理员虚报加班费约三千元。"},
+                                unit="HQ")
+    case = await env.store.cases.get(case_id)
+    assert case is not None
+    assert case.due_at is not None
+    runner = ClockRunner(env.store, RecordingBus(env.bus), env.org, router.workflows)
+    longest = max(spec.remind_days for d in router.workflows.definitions.values()
+                  for spec in d.clocks.values())
+    read: list[int] = []
+    query = env.store.cases.query
+
+    async def counting(q: Any) -> Any:
+        found = await query(q)
+        read.append(len(found))
+        return found
+
+    env.store.cases.query = counting  # type: ignore[method-assign]
+    try:
+        early = await runner.sweep(case.due_at - runner.lookahead - timedelta(hours=1))
+        read_early = sum(read)
+        due_soon = await runner.sweep(case.due_at - timedelta(days=longest) + timedelta(hours=1))
+    finally:
+        env.store.cases.query = query  # type: ignore[method-assign]
+    assert (timedelta(days=max(2, longest)), 0, 0) == (runner.lookahead, early, read_early)
+    assert due_soon >= 1
