@@ -60,15 +60,20 @@ _DECODE_SLICE = 1 << 16  # symbols; a multiple of 4, so slices decode independen
 _ENCODE_SLICE = 3 << 14  # bytes; a multiple of 3, so slices encode without padding
 
 
+def _decoded_pieces(text: str) -> Iterator[bytes]:
+    """Base64url ``text`` decoded slice by slice: 64 KiB temporaries instead of three
+    full-size copies (padded text, its bytes, the translated bytes)."""
+    for start in range(0, len(text), _DECODE_SLICE):
+        piece = text[start:start + _DECODE_SLICE]
+        yield base64.urlsafe_b64decode(piece + "=" * (-len(piece) % 4))
+
+
 def _decode_checked(text: str) -> bytes:
     if len(text) <= _DECODE_SLICE:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    # A large value slice by slice: 64 KiB temporaries instead of three full-size copies
-    # (padded text, its bytes, the translated bytes) next to the text and the result.
     decoded = bytearray()
-    for start in range(0, len(text), _DECODE_SLICE):
-        piece = text[start:start + _DECODE_SLICE]
-        decoded += base64.urlsafe_b64decode(piece + "=" * (-len(piece) % 4))
+    for piece in _decoded_pieces(text):
+        decoded += piece
     return bytes(decoded)
 
 
@@ -205,10 +210,7 @@ class Sealed:
         if self._ciphertext is None and self._blob is None:
             if self._wire is None:
                 raise ContentNotLoaded("this sealed value's ciphertext was not read")
-            text = self._wire[1]
-            for start in range(0, len(text), _DECODE_SLICE):
-                piece = text[start:start + _DECODE_SLICE]
-                yield base64.urlsafe_b64decode(piece + "=" * (-len(piece) % 4))
+            yield from _decoded_pieces(self._wire[1])
             return
         blob = self._blob
         view = memoryview(blob)[_ENC_LEN:] if blob is not None else memoryview(self.ciphertext)

@@ -58,9 +58,10 @@ def submission(routing_key: str = "submission.report", **overrides: str) -> Mess
 
 
 @contextlib.asynccontextmanager
-async def consuming(bus: Bus, handler: Handler) -> AsyncIterator[asyncio.Task[None]]:
+async def consuming(bus: Bus, handler: Handler, *,
+                    prefetch: int = 8) -> AsyncIterator[asyncio.Task[None]]:
     """Run ``bus.consume`` on the router queue in a task; cancel and await it on exit."""
-    task = asyncio.create_task(bus.consume(ROUTER_QUEUE, handler, prefetch=8))
+    task = asyncio.create_task(bus.consume(ROUTER_QUEUE, handler, prefetch=prefetch))
     try:
         yield task
     finally:

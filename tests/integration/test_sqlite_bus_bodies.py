@@ -21,8 +21,9 @@ import pytest
 
 from hotline.adapters.sqlite_bus import SqliteBus
 from hotline.errors import BusUnavailable, MalformedMessage
-from hotline.ports import Handler, Message
+from hotline.ports import Message
 from hotline.topology import ROUTER_QUEUE
+from tests.integration.test_bus_contract import consuming
 
 pytestmark = pytest.mark.integration
 
@@ -94,16 +95,6 @@ async def bus(tmp_path: Path) -> AsyncIterator[SqliteBus]:
         await adapter.close()
 
 
-@contextlib.asynccontextmanager
-async def _consuming(bus: SqliteBus, handler: Handler) -> AsyncIterator[None]:
-    task = asyncio.create_task(bus.consume(ROUTER_QUEUE, handler, prefetch=8))
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
 
 async def _until(path: Path, expected: dict[str, list[tuple[object, ...]]]
                  ) -> dict[str, list[tuple[object, ...]]]:
@@ -128,7 +119,7 @@ async def test_a_large_body_waits_apart_from_its_row_and_goes_with_the_ack(
     async def handle(message: Message) -> None:
         seen.append(message)
 
-    async with _consuming(bus, handle):
+    async with consuming(bus, handle):
         left = await _until(bus.path, _EMPTY)
 
     assert {"messages": [("large", 0), ("small", len(small.body))],
@@ -148,7 +139,7 @@ async def test_a_retried_message_keeps_its_body(bus: SqliteBus) -> None:
             raise RuntimeError("store briefly unavailable")
 
     await bus.publish(sent)
-    async with _consuming(bus, fail_once):
+    async with consuming(bus, fail_once):
         left = await _until(bus.path, _EMPTY)
 
     assert [(sent.body, 0), (sent.body, 1)] == [(m.body, m.delivery_count) for m in seen]
@@ -171,7 +162,7 @@ async def test_a_large_message_of_a_consumer_that_died_is_delivered_again_whole(
 
     try:
         await first.publish(sent)
-        async with _consuming(first, hang):
+        async with consuming(first, hang):
             await asyncio.wait_for(started.wait(), WAIT)
     finally:
         await first.close()
@@ -184,7 +175,7 @@ async def test_a_large_message_of_a_consumer_that_died_is_delivered_again_whole(
         seen.append(message)
 
     try:
-        async with _consuming(second, handle):
+        async with consuming(second, handle):
             left = await _until(path, _EMPTY)
     finally:
         await second.close()
@@ -204,7 +195,7 @@ async def test_parking_moves_the_body_and_replay_brings_it_back(bus: SqliteBus) 
         raise MalformedMessage("not yet understood")
 
     await bus.publish(sent)
-    async with _consuming(bus, reject):
+    async with consuming(bus, reject):
         parked_tables = await _until(bus.path, {"messages": [], "bodies": [],
                                                 "parked": [("rejected", len(sent.body))]})
     [parked] = await bus.parked()
@@ -215,7 +206,7 @@ async def test_parking_moves_the_body_and_replay_brings_it_back(bus: SqliteBus) 
     async def handle(message: Message) -> None:
         seen.append(message)
 
-    async with _consuming(bus, handle):
+    async with consuming(bus, handle):
         left = await _until(bus.path, _EMPTY)
 
     assert {"messages": [], "bodies": [], "parked": [("rejected", len(sent.body))]} \
@@ -282,7 +273,7 @@ async def test_a_queue_file_from_before_bus_bodies_is_delivered_in_full(
 
     try:
         await bus.publish(new)
-        async with _consuming(bus, handle):
+        async with consuming(bus, handle):
             after_queue = await _until(path, {"messages": [], "bodies": [],
                                               "parked": [("old-parked", len(old_parked.body))]})
             moved = await bus.replay_parked()

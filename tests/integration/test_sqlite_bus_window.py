@@ -15,14 +15,13 @@ import contextlib
 import json
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from hotline.adapters.sqlite_bus import SqliteBus
-from hotline.ports import Handler, Message
-from hotline.topology import ROUTER_QUEUE
+from hotline.ports import Message
+from tests.integration.test_bus_contract import consuming
 
 pytestmark = pytest.mark.integration
 
@@ -34,17 +33,6 @@ def _message(message_id: str) -> Message:
     return Message(routing_key="submission.report", message_id=message_id, body=body,
                    correlation_id=f"corr-{message_id}", headers={"schema": "hotline.submission/1"})
 
-
-@contextlib.asynccontextmanager
-async def _consuming(bus: SqliteBus, handler: Handler, *,
-                     prefetch: int) -> AsyncIterator[asyncio.Task[None]]:
-    task = asyncio.create_task(bus.consume(ROUTER_QUEUE, handler, prefetch=prefetch))
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def _remaining(path: Path) -> int:
@@ -64,7 +52,7 @@ async def test_a_long_handler_keeps_its_lease(tmp_path: Path) -> None:
             await asyncio.sleep(1.5)
 
     try:
-        async with _consuming(bus, handle, prefetch=4):
+        async with consuming(bus, handle, prefetch=4):
             await bus.publish(_message("long"))
             # Short messages keep the consumer leasing while the long one runs.
             for _ in range(10):
@@ -91,7 +79,7 @@ async def test_many_messages_are_each_handled_once(tmp_path: Path) -> None:
 
     ids = [f"m{i}" for i in range(300)]
     try:
-        async with _consuming(bus, handle, prefetch=16):
+        async with consuming(bus, handle, prefetch=16):
             await asyncio.gather(*(bus.publish(_message(i)) for i in ids))
             for _ in range(int(WAIT / 0.05)):
                 if _remaining(bus.path) == 0 and len(seen) >= len(ids):
