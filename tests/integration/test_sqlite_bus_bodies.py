@@ -106,6 +106,18 @@ async def _until(path: Path, expected: dict[str, list[tuple[object, ...]]]
     return _tables(path)
 
 
+async def _drain(bus: SqliteBus) -> tuple[list[Message], dict[str, list[tuple[object, ...]]]]:
+    """Consume until the tables are empty: the messages delivered, and the tables then."""
+    seen: list[Message] = []
+
+    async def handle(message: Message) -> None:
+        seen.append(message)
+
+    async with consuming(bus, handle):
+        left = await _until(bus.path, _EMPTY)
+    return seen, left
+
+
 async def test_a_large_body_waits_apart_from_its_row_and_goes_with_the_ack(
         bus: SqliteBus) -> None:
     """A large body is queued in bus_bodies (its row's body empty), delivered whole, and
@@ -114,13 +126,7 @@ async def test_a_large_body_waits_apart_from_its_row_and_goes_with_the_ack(
     await bus.publish(large)
     await bus.publish(small)
     queued = _tables(bus.path)
-    seen: list[Message] = []
-
-    async def handle(message: Message) -> None:
-        seen.append(message)
-
-    async with consuming(bus, handle):
-        left = await _until(bus.path, _EMPTY)
+    seen, left = await _drain(bus)
 
     assert {"messages": [("large", 0), ("small", len(small.body))],
             "bodies": [("large", len(large.body))], "parked": []} == queued
@@ -169,14 +175,8 @@ async def test_a_large_message_of_a_consumer_that_died_is_delivered_again_whole(
     leased = _tables(path)
     second = SqliteBus(path, poll_seconds=0.05)
     await second.open()
-    seen: list[Message] = []
-
-    async def handle(message: Message) -> None:
-        seen.append(message)
-
     try:
-        async with consuming(second, handle):
-            left = await _until(path, _EMPTY)
+        seen, left = await _drain(second)
     finally:
         await second.close()
 
@@ -201,13 +201,7 @@ async def test_parking_moves_the_body_and_replay_brings_it_back(bus: SqliteBus) 
     [parked] = await bus.parked()
     moved = await bus.replay_parked()
     replayed_tables = _tables(bus.path)
-    seen: list[Message] = []
-
-    async def handle(message: Message) -> None:
-        seen.append(message)
-
-    async with consuming(bus, handle):
-        left = await _until(bus.path, _EMPTY)
+    seen, left = await _drain(bus)
 
     assert {"messages": [], "bodies": [], "parked": [("rejected", len(sent.body))]} \
         == parked_tables
