@@ -11,10 +11,12 @@ link, then every chain must still hold the checkpointed event at the checkpointe
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -25,19 +27,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from hotline.clock import utcnow
-from hotline.contract import format_time
+from hotline.contract import format_time, parse_time
 from hotline.crypto import MasterKey
 from hotline.domain.audit import GENESIS, AuditHead, BrokenLink
-from hotline.domain.case import is_system_chain
 from hotline.errors import ConcurrencyConflict
 from hotline.ports import Record, Store
-from hotline.services import VerifyReport, system_head, verify_audit
+from hotline.services import VerifyReport, verify_audit
 
 __all__ = ["CHECKPOINT_KIND", "CheckpointReport", "FullReport", "checkpoint_public_key",
            "make_checkpoint", "signing_key", "verify_checkpoints", "verify_everything"]
 
 KEY_KIND = "audit_signing_key"
 CHECKPOINT_KIND = "audit_checkpoint"
+STATE_KIND = "audit_checkpoint_state"
 _ACTIVE = "active"
 _RAW = serialization.Encoding.Raw
 
@@ -83,19 +85,6 @@ async def checkpoint_public_key(store: Store) -> bytes | None:
     return None if record is None else base64.b64decode(str(record.doc["public_key"]))
 
 
-async def _current_heads(store: Store) -> dict[str, AuditHead]:
-    heads: dict[str, AuditHead] = {}
-    async for chain in store.audit.case_ids():
-        if is_system_chain(chain):
-            head = await system_head(store, chain)
-        else:
-            case = await store.cases.get(chain)
-            head = None if case is None else case.audit_head
-        if head is not None:
-            heads[chain] = head
-    return heads
-
-
 def _heads_of(record: Record) -> dict[str, AuditHead]:
     return {chain: AuditHead(int(seq), str(digest))
             for chain, (seq, digest) in dict(record.doc["heads"]).items()}
@@ -105,30 +94,93 @@ def _digest(record: Record) -> str:
     return hashlib.sha256(_canonical(dict(record.doc))).hexdigest()
 
 
+def _key(number: int) -> str:
+    return f"{number:012d}"
+
+
+async def _latest(store: Store) -> tuple[Record | None, Record | None, bool]:
+    """The last checkpoint, the state record, and whether that state belongs to it (not
+    when missing, or stale because a run stopped between a checkpoint and its state)."""
+    state = await store.records.get(STATE_KIND, _ACTIVE)
+    if state is not None:
+        number = int(state.doc["n"])
+        last = await store.records.get(CHECKPOINT_KIND, _key(number))
+        if last is not None and await store.records.get(
+                CHECKPOINT_KIND, _key(number + 1)) is None:
+            return last, state, True
+    previous = await store.records.list(CHECKPOINT_KIND)
+    return (previous[-1] if previous else None), state, False
+
+
 async def make_checkpoint(store: Store, master: MasterKey) -> Record | None:
     """Sign the heads that moved since the last checkpoint; None if nothing moved (or
-    another instance wrote this checkpoint at the same moment)."""
+    another instance wrote this checkpoint at the same moment).
+
+    The work follows what moved, not how much exists: the state record keeps the last
+    checkpoint's number, the count of chains and the store's mark. Without a usable state
+    (first run, or a run cut off before writing it) every chain and checkpoint is read
+    once, as a full pass.
+    """
     kid, private = await signing_key(store, master)
-    previous = await store.records.list(CHECKPOINT_KIND)
-    known: dict[str, AuditHead] = {}
-    for record in previous:
-        known.update(_heads_of(record))
-    current = await _current_heads(store)
-    moved = {chain: head for chain, head in current.items() if known.get(chain) != head}
-    if previous and not moved:
+    last, state, current = await _latest(store)
+    if last is not None and state is not None and current:
+        found = await store.audit.heads_since(str(state.doc["mark"]))
+        known = await _recent_heads(store, last, found.repeats_from)
+        moved = {c: h for c, h in found.heads.items() if known.get(c) != h}
+        chains = int(state.doc["chains"]) + len(
+            {c for c in found.started if c in moved and c not in known})
+    else:
+        found = await store.audit.heads_since(None)
+        known = {}
+        for record in await store.records.list(CHECKPOINT_KIND):
+            known.update(_heads_of(record))
+        moved = {c: h for c, h in found.heads.items() if known.get(c) != h}
+        chains = len(known.keys() | found.heads.keys())
+    if last is not None and not moved:
+        if not current:  # nothing to sign, but the next run can start from here
+            await _save_state(store, state, int(last.doc["n"]), chains, found.mark)
         return None
-    number = len(previous) + 1
+    number = 1 if last is None else int(last.doc["n"]) + 1
     body: dict[str, Any] = {
         "n": number, "at": format_time(utcnow()), "kid": kid,
-        "prev": _digest(previous[-1]) if previous else GENESIS,
-        "chains": len({**known, **current}),
+        "prev": GENESIS if last is None else _digest(last),
+        "chains": chains,
         "heads": {chain: [head.seq, head.hash] for chain, head in sorted(moved.items())}}
     body["signature"] = _b64(private.sign(_canonical(body)))
     try:
-        return await store.records.put(CHECKPOINT_KIND, f"{number:012d}", body,
-                                       expected_version=0)
+        record = await store.records.put(CHECKPOINT_KIND, _key(number), body,
+                                         expected_version=0)
     except ConcurrencyConflict:
         return None
+    await _save_state(store, state, number, chains, found.mark)
+    return record
+
+
+async def _recent_heads(store: Store, last: Record,
+                        repeats_from: datetime | None) -> dict[str, AuditHead]:
+    """What the last checkpoint signed, and, where the store may repeat chains appended
+    from ``repeats_from`` on, what the checkpoints since then (and one before) signed."""
+    known = _heads_of(last)
+    number = int(last.doc["n"])
+    while repeats_from is not None and number > 1 \
+            and parse_time(last.doc["at"], field="at") >= repeats_from:
+        number -= 1
+        earlier = await store.records.get(CHECKPOINT_KIND, _key(number))
+        if earlier is None:
+            break
+        known = {**_heads_of(earlier), **known}
+        last = earlier
+    return known
+
+
+async def _save_state(store: Store, state: Record | None, number: int, chains: int,
+                      mark: str) -> None:
+    # Lost to a concurrent writer: the state is then stale, _latest sees it, and the next
+    # run makes a full pass.
+    with contextlib.suppress(ConcurrencyConflict):
+        await store.records.put(STATE_KIND, _ACTIVE,
+                                {"n": number, "chains": chains, "mark": mark},
+                                expected_version=0 if state is None else state.version)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from hotline.crypto import KeyRecord
-from hotline.domain.audit import AuditEvent
+from hotline.domain.audit import AuditEvent, AuditHead
 from hotline.domain.case import Account, Case, CaseMessage, CaseQuery, ReceiptRecord
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "AuditRepository",
     "Bus",
     "CaseRepository",
+    "ChainHeads",
     "Handler",
     "KeyRepository",
     "MailThreadRepository",
@@ -104,6 +105,27 @@ class AuditRepository(Protocol):
     async def events(self, case_id: str) -> list[AuditEvent]: ...
 
     def case_ids(self) -> AsyncIterator[str]: ...
+
+    async def heads_since(self, mark: str | None) -> ChainHeads:
+        """The last event of every chain appended to after ``mark`` (None: of every chain).
+
+        ``mark`` is one a previous call returned (an unknown one counts as None). A chain
+        appended to after it is never left out; a store without a commit order may also
+        return chains appended to shortly before it (MongoDB: within a clock margin).
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class ChainHeads:
+    """What :meth:`AuditRepository.heads_since` found."""
+
+    heads: Mapping[str, AuditHead]  # chain → its last event (seq, hash)
+    started: frozenset[str]  # the chains among them whose first event (seq 1) is new too
+    mark: str  # pass to the next call
+    # Stores without a commit order: chains appended to from this moment on may be ones
+    # a caller saw before the mark (None: no repeats).
+    repeats_from: datetime | None = None
 
 
 class AccountRepository(Protocol):

@@ -19,7 +19,7 @@ import builtins
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
@@ -28,7 +28,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from hotline.adapters.codec import case_from_doc, case_to_doc, message_from_doc, message_to_doc
 from hotline.crypto import KeyRecord
-from hotline.domain.audit import AuditEvent
+from hotline.domain.audit import AuditEvent, AuditHead
 from hotline.domain.case import (
     MUTABLE_FIELDS,
     Account,
@@ -43,6 +43,7 @@ from hotline.ports import (
     AccountRepository,
     AuditRepository,
     CaseRepository,
+    ChainHeads,
     KeyRepository,
     MailThreadRepository,
     PowRepository,
@@ -61,6 +62,10 @@ _MAX_PAGE = 500
 _CLOSED = ["closed", "archived"]
 _QUERY_PATHS = {"assignee": "workflow.assignee"}  # CaseQuery field → document path
 _PING_TIMEOUT = 5.0  # seconds
+# An audit event's ``appended`` time comes from the writer's clock just before the insert
+# becomes visible; heads_since also reads this far back before its mark, to cover clock
+# differences between hosts and inserts still in flight when the mark was taken.
+_APPEND_MARGIN = timedelta(minutes=2)
 
 
 def _text(value: object, name: str) -> str:
@@ -148,7 +153,9 @@ class _Cases:
             # DuplicateKeyError: a concurrent completion wrote the same event first.
             with contextlib.suppress(DuplicateKeyError):
                 await audit.update_one({"case_id": event["case_id"], "seq": event["seq"]},
-                                       {"$setOnInsert": event}, upsert=True)
+                                       {"$setOnInsert": {**event,
+                                                         "appended": datetime.now(UTC)}},
+                                       upsert=True)
         receipt = pending["receipt"]
         if receipt is not None:
             with contextlib.suppress(DuplicateKeyError):
@@ -319,7 +326,8 @@ class _Audit:
         if not system and await cases.find_one({"_id": case_id}, {"_id": 1}) is None:
             raise NotFound(f"case {case_id} does not exist")
         try:
-            await self._store.collection("audit").insert_one(_event_to_doc(event))
+            await self._store.collection("audit").insert_one(
+                {**_event_to_doc(event), "appended": datetime.now(UTC)})
         except DuplicateKeyError:
             raise ConcurrencyConflict(f"audit seq {event.seq} of {case_id} is taken") from None
         if system:
@@ -345,6 +353,29 @@ class _Audit:
         ids.update(await self._store.collection("audit").distinct("case_id"))
         for case_id in sorted(ids):
             yield case_id
+
+    async def heads_since(self, mark: str | None) -> ChainHeads:
+        # No commit order to count on: the mark is a time, read back by _APPEND_MARGIN.
+        # Events written before ``appended`` existed are read by the first call (None).
+        now = datetime.now(UTC)
+        query: Document = {}
+        since: datetime | None = None
+        if mark is not None:
+            with contextlib.suppress(ValueError):
+                since = _aware(datetime.fromisoformat(mark)) - _APPEND_MARGIN
+                query = {"appended": {"$gte": since}}
+        heads: dict[str, AuditHead] = {}
+        started: set[str] = set()
+        async for doc in self._store.collection("audit").find(
+                query, {"_id": 0, "case_id": 1, "seq": 1, "hash": 1}):
+            seq = int(doc["seq"])
+            if seq == 1:
+                started.add(doc["case_id"])
+            head = heads.get(doc["case_id"])
+            if head is None or seq > head.seq:
+                heads[doc["case_id"]] = AuditHead(seq, doc["hash"])
+        return ChainHeads(heads=heads, started=frozenset(started), mark=now.isoformat(),
+                          repeats_from=since)
 
 
 class _Accounts:
@@ -584,6 +615,7 @@ class MongoStore:
                                  partialFilterExpression={"retention_until": {"$type": "date"}})
         await self.collection("audit").create_index(
             [("case_id", ASCENDING), ("seq", ASCENDING)], unique=True)
+        await self.collection("audit").create_index([("appended", ASCENDING)])
         await self.collection("messages").create_index(
             [("case_id", ASCENDING), ("at", ASCENDING), ("_id", ASCENDING)])
         await self.collection("keys").create_index([("created_at", ASCENDING)])

@@ -45,6 +45,7 @@ from hotline.ports import (
     AccountRepository,
     AuditRepository,
     CaseRepository,
+    ChainHeads,
     KeyRepository,
     MailThreadRepository,
     PowRepository,
@@ -569,6 +570,24 @@ class _Audit(_Base):
             rows = await cursor.fetchall()
         for row in rows:
             yield row[0]
+
+    async def heads_since(self, mark: str | None) -> ChainHeads:
+        # The mark is a rowid: SQLite has one writer at a time and gives a new row the
+        # largest rowid plus one, so rowids follow commit order, and every row up to the
+        # largest one read is already visible. Events are never deleted; if rows were
+        # (largest rowid below the mark), start over rather than miss reused rowids.
+        after = int(mark) if mark is not None and mark.isdigit() else 0
+        [(top,)] = await self._store.fetch("SELECT coalesce(max(rowid), 0) FROM audit_events")
+        if top < after:
+            after = 0
+        rows = await self._store.fetch(
+            "SELECT g.case_id, g.seq, e.hash, g.first FROM"
+            " (SELECT case_id, max(seq) AS seq, min(seq) AS first FROM audit_events"
+            "  WHERE rowid > ? AND rowid <= ? GROUP BY case_id) AS g"
+            " JOIN audit_events AS e ON e.case_id = g.case_id AND e.seq = g.seq",
+            (after, top))
+        return ChainHeads(heads={r[0]: AuditHead(r[1], r[2]) for r in rows},
+                          started=frozenset(r[0] for r in rows if r[3] == 1), mark=str(top))
 
 
 class _Accounts(_Base):

@@ -256,6 +256,43 @@ async def test_case_ids_lists_every_case(store: Store) -> None:
     assert ids == [case_id async for case_id in store.audit.case_ids()]
 
 
+async def test_heads_since_none_is_the_last_event_of_every_chain(store: Store) -> None:
+    """Every case's and the system chain's last (seq, hash); all of them started."""
+    a = await open_case(store, make_case(1))
+    b = await open_case(store, make_case(2))
+    assert a.audit_head is not None
+    third = event_after(a, a.audit_head)
+    await store.audit.append(third)
+    system = next_event("_system", None, at=T0, actor="admin", type_="account.created")
+    await store.audit.append(system)
+    found = await store.audit.heads_since(None)
+    assert {a.id: AuditHead(3, third.hash), b.id: b.audit_head,
+            "_system": AuditHead(1, system.hash)} == dict(found.heads)
+    assert {a.id, b.id, "_system"} == found.started
+
+
+async def test_heads_since_a_mark_has_every_chain_appended_to_after_it(store: Store) -> None:
+    """A chain moved or begun after the mark is returned with its new head; only a new
+    chain counts as started; a garbled mark reads everything."""
+    a = await open_case(store, make_case(1))
+    b = await open_case(store, make_case(2))
+    mark = (await store.audit.heads_since(None)).mark
+    assert a.audit_head is not None
+    third = event_after(a, a.audit_head)
+    await store.audit.append(third)
+    c = await open_case(store, make_case(3))
+    found = await store.audit.heads_since(mark)
+    assert (AuditHead(3, third.hash), c.audit_head) == (found.heads[a.id], found.heads[c.id])
+    assert c.id in found.started
+    assert found.started <= found.heads.keys()
+    # A store may repeat chains from just before the mark, but never with a stale head.
+    stored = {chain: await store.cases.get(chain) for chain in found.heads}
+    assert {chain: case.audit_head for chain, case in stored.items() if case} == found.heads
+    later = await store.audit.heads_since(found.mark)
+    assert set(later.heads) <= {a.id, b.id, c.id}
+    assert {a.id, b.id, c.id} == set((await store.audit.heads_since("garbled")).heads)
+
+
 # --- queries -------------------------------------------------------------------------
 
 PAST, FUTURE = T0 - timedelta(days=1), T0 + timedelta(days=30)
