@@ -11,7 +11,6 @@ link, then every chain must still hold the checkpointed event at the checkpointe
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 from collections.abc import Mapping
@@ -112,48 +111,73 @@ async def _latest(store: Store) -> tuple[Record | None, Record | None, bool]:
     return (previous[-1] if previous else None), state, False
 
 
+# Heads per checkpoint record, and events the store reads per round: what moved in one
+# interval under sustained load (tens of thousands of cases) is signed in several linked
+# records, so that memory does not grow with the load (issue 7: one record of 46,000
+# heads held ≈ 45 MB of Python objects and JSON at its peak).
+CHECKPOINT_HEADS = 5_000
+
+
 async def make_checkpoint(store: Store, master: MasterKey) -> Record | None:
-    """Sign the heads that moved since the last checkpoint; None if nothing moved (or
-    another instance wrote this checkpoint at the same moment).
+    """Sign the heads that moved since the last checkpoint: the last record written, or
+    None if nothing moved (or another instance was writing the same checkpoint).
 
     The work follows what moved, not how much exists: the state record keeps the last
-    checkpoint's number, the count of chains and the store's mark. Without a usable state
+    checkpoint's number, the count of chains and the store's mark, and the store is read
+    from the mark on in rounds of :data:`CHECKPOINT_HEADS` events. Without a usable state
     (first run, or a run cut off before writing it) every chain and checkpoint is read
     once, as a full pass.
     """
     kid, private = await signing_key(store, master)
     last, state, current = await _latest(store)
-    if last is not None and state is not None and current:
-        found = await store.audit.heads_since(str(state.doc["mark"]))
-        known = await _recent_heads(store, last, found.repeats_from)
-        moved = {c: h for c, h in found.heads.items() if known.get(c) != h}
-        chains = int(state.doc["chains"]) + len(
-            {c for c in found.started if c in moved and c not in known})
-    else:
-        found = await store.audit.heads_since(None)
-        known = {}
+    full = last is None or state is None or not current
+    signed_before: dict[str, AuditHead] = {}  # a full pass compares with all of history
+    if full:
         for record in await store.records.list(CHECKPOINT_KIND):
-            known.update(_heads_of(record))
-        moved = {c: h for c, h in found.heads.items() if known.get(c) != h}
-        chains = len(known.keys() | found.heads.keys())
-    if last is not None and not moved:
-        if not current:  # nothing to sign, but the next run can start from here
-            await _save_state(store, state, int(last.doc["n"]), chains, found.mark)
-        return None
+            signed_before.update(_heads_of(record))
+    chains = len(signed_before) if full or state is None else int(state.doc["chains"])
+    mark = None if full or state is None else str(state.doc["mark"])
+    written: Record | None = None
+    while True:
+        found = await store.audit.heads_since(mark, limit=CHECKPOINT_HEADS)
+        if full or last is None:
+            known = signed_before
+        else:  # a store without a commit order may repeat chains signed shortly before
+            known = await _recent_heads(store, last, found.repeats_from)
+        moved = sorted((c, h) for c, h in found.heads.items() if known.get(c) != h)
+        parts = [moved[at:at + CHECKPOINT_HEADS] for at in range(0, len(moved),
+                                                                 CHECKPOINT_HEADS)]
+        for part in parts or ([[]] if last is None else []):  # the first one even if empty
+            chains += sum(1 for c, _ in part if c in found.started and c not in known)
+            signed = await _sign(store, kid, private, last, part, chains)
+            if signed is None:
+                return written
+            last = written = signed
+            if full:
+                signed_before.update(part)
+        if last is not None and (written is not None or not current):
+            # Also when nothing moved on a full pass: the next run can start from here.
+            state = await _save_state(store, state, int(last.doc["n"]), chains, found.mark)
+            current = state is not None
+        mark = found.mark
+        if not found.more or state is None:
+            return written
+
+
+async def _sign(store: Store, kid: str, private: Ed25519PrivateKey, last: Record | None,
+                heads: list[tuple[str, AuditHead]], chains: int) -> Record | None:
+    """The checkpoint after ``last`` over ``heads``; None if another instance wrote it."""
     number = 1 if last is None else int(last.doc["n"]) + 1
     body: dict[str, Any] = {
         "n": number, "at": format_time(utcnow()), "kid": kid,
         "prev": GENESIS if last is None else _digest(last),
-        "chains": chains,
-        "heads": {chain: [head.seq, head.hash] for chain, head in sorted(moved.items())}}
+        "chains": chains, "heads": {chain: [head.seq, head.hash] for chain, head in heads}}
     body["signature"] = _b64(private.sign(_canonical(body)))
     try:
-        record = await store.records.put(CHECKPOINT_KIND, _key(number), body,
-                                         expected_version=0)
+        return await store.records.put(CHECKPOINT_KIND, _key(number), body,
+                                       expected_version=0)
     except ConcurrencyConflict:
         return None
-    await _save_state(store, state, number, chains, found.mark)
-    return record
 
 
 async def _recent_heads(store: Store, last: Record,
@@ -174,13 +198,15 @@ async def _recent_heads(store: Store, last: Record,
 
 
 async def _save_state(store: Store, state: Record | None, number: int, chains: int,
-                      mark: str) -> None:
-    # Lost to a concurrent writer: the state is then stale, _latest sees it, and the next
-    # run makes a full pass.
-    with contextlib.suppress(ConcurrencyConflict):
-        await store.records.put(STATE_KIND, _ACTIVE,
-                                {"n": number, "chains": chains, "mark": mark},
-                                expected_version=0 if state is None else state.version)
+                      mark: str) -> Record | None:
+    """The new state; None if a concurrent writer got there first (the state is then
+    stale, :func:`_latest` sees it, and the next run makes a full pass)."""
+    try:
+        return await store.records.put(STATE_KIND, _ACTIVE,
+                                       {"n": number, "chains": chains, "mark": mark},
+                                       expected_version=0 if state is None else state.version)
+    except ConcurrencyConflict:
+        return None
 
 
 @dataclass(frozen=True)

@@ -106,12 +106,14 @@ class AuditRepository(Protocol):
 
     def case_ids(self) -> AsyncIterator[str]: ...
 
-    async def heads_since(self, mark: str | None) -> ChainHeads:
+    async def heads_since(self, mark: str | None, *, limit: int | None = None) -> ChainHeads:
         """The last event of every chain appended to after ``mark`` (None: of every chain).
 
         ``mark`` is one a previous call returned (an unknown one counts as None). A chain
         appended to after it is never left out; a store without a commit order may also
         return chains appended to shortly before it (MongoDB: within a clock margin).
+        With ``limit``, a store that can reads about that many events and says whether
+        there are ``more`` after the returned mark (MongoDB reads them all).
         """
         ...
 
@@ -126,6 +128,7 @@ class ChainHeads:
     # Stores without a commit order: chains appended to from this moment on may be ones
     # a caller saw before the mark (None: no repeats).
     repeats_from: datetime | None = None
+    more: bool = False  # events after ``mark`` were left for the next call (``limit``)
 
 
 class AccountRepository(Protocol):

@@ -354,8 +354,9 @@ class _Audit:
         for case_id in sorted(ids):
             yield case_id
 
-    async def heads_since(self, mark: str | None) -> ChainHeads:
-        # No commit order to count on: the mark is a time, read back by _APPEND_MARGIN.
+    async def heads_since(self, mark: str | None, *, limit: int | None = None) -> ChainHeads:
+        # No commit order to count on: the mark is a time, read back by _APPEND_MARGIN, and
+        # no paging by it that would surely progress: ``limit`` is not applied.
         # Events written before ``appended`` existed are read by the first call (None).
         now = datetime.now(UTC)
         query: Document = {}

@@ -571,7 +571,7 @@ class _Audit(_Base):
         for row in rows:
             yield row[0]
 
-    async def heads_since(self, mark: str | None) -> ChainHeads:
+    async def heads_since(self, mark: str | None, *, limit: int | None = None) -> ChainHeads:
         # The mark is a rowid: SQLite has one writer at a time and gives a new row the
         # largest rowid plus one, so rowids follow commit order, and every row up to the
         # largest one read is already visible. Events are never deleted; if rows were
@@ -580,14 +580,22 @@ class _Audit(_Base):
         [(top,)] = await self._store.fetch("SELECT coalesce(max(rowid), 0) FROM audit_events")
         if top < after:
             after = 0
+        upper = top
+        if limit is not None:
+            page = await self._store.fetch(
+                "SELECT rowid FROM audit_events WHERE rowid > ? ORDER BY rowid"
+                " LIMIT 1 OFFSET ?", (after, max(limit, 1) - 1))
+            if page and page[0][0] < top:
+                upper = page[0][0]
         rows = await self._store.fetch(
             "SELECT g.case_id, g.seq, e.hash, g.first FROM"
             " (SELECT case_id, max(seq) AS seq, min(seq) AS first FROM audit_events"
             "  WHERE rowid > ? AND rowid <= ? GROUP BY case_id) AS g"
             " JOIN audit_events AS e ON e.case_id = g.case_id AND e.seq = g.seq",
-            (after, top))
+            (after, upper))
         return ChainHeads(heads={r[0]: AuditHead(r[1], r[2]) for r in rows},
-                          started=frozenset(r[0] for r in rows if r[3] == 1), mark=str(top))
+                          started=frozenset(r[0] for r in rows if r[3] == 1), mark=str(upper),
+                          more=upper < top)
 
 
 class _Accounts(_Base):

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from hotline import checkpoints
 from hotline.adapters.mongo_store import MongoStore
 from hotline.adapters.sqlite_store import SqliteStore
 from hotline.checkpoints import (
@@ -58,9 +59,9 @@ class Spy:
         self.listed: list[str] = []
         heads_since, listing = store.audit.heads_since, store.records.list
 
-        async def spy_heads(mark: str | None) -> ChainHeads:
+        async def spy_heads(mark: str | None, *, limit: int | None = None) -> ChainHeads:
             self.marks.append(mark)
-            return await heads_since(mark)
+            return await heads_since(mark, limit=limit)
 
         async def spy_list(kind: str) -> list[Any]:
             self.listed.append(kind)
@@ -136,6 +137,34 @@ async def test_without_a_state_the_first_run_after_an_upgrade_signs_only_what_mo
     assert 2 == len(await store.records.list(CHECKPOINT_KIND))
 
 
+async def test_what_moved_under_load_is_signed_in_linked_records_of_bounded_size(
+        store: Store, master: MasterKey, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seven moved chains with three heads per record: linked records of at most three
+    (SQLite also reads the store in rounds); all verify, and nothing is left unsigned."""
+    monkeypatch.setattr(checkpoints, "CHECKPOINT_HEADS", 3)
+    cases = [(await open_case(store, make_case(n))).id for n in range(1, 3)]
+    first = await make_checkpoint(store, master)
+    assert first is not None
+    cases += [(await open_case(store, make_case(n))).id for n in range(3, 8)]
+    moved = {cases[0]: await append(store, cases[0]), cases[1]: await append(store, cases[1])}
+    last = await make_checkpoint(store, master)
+    assert last is not None
+    records = await store.records.list(CHECKPOINT_KIND)
+    # Rounds of three events may show a chain twice (its head then, a real event, and
+    # later its head now); the last signature of each chain is its head now.
+    signed: dict[str, list[Any]] = {}
+    for record in records[1:]:
+        assert len(record.doc["heads"]) <= 3
+        signed.update(record.doc["heads"])
+    heads = await store.audit.heads_since(None)
+    assert {c: [h.seq, h.hash] for c, h in heads.heads.items()} == signed
+    assert {c: [h.seq, h.hash] for c, h in moved.items()} \
+        == {c: signed[c] for c in moved}
+    assert (last.key, 7) == (records[-1].key, last.doc["chains"])
+    assert (True, len(records), 7) == await verified(store)
+    assert await make_checkpoint(store, master) is None
+
+
 async def test_sqlite_marks_are_exact(tmp_path: Any) -> None:
     """SQLite's mark is a rowid: nothing new, nothing returned; a reused rowid (events
     deleted behind the store's back) makes it start over instead of missing chains."""
@@ -154,6 +183,11 @@ async def test_sqlite_marks_are_exact(tmp_path: Any) -> None:
             await db.execute("DELETE FROM audit_events WHERE case_id = ?", (a.id,))
         again = await store.audit.heads_since(later.mark)
         assert {b.id} == set(again.heads)
+        c = await open_case(store, make_case(3))
+        page = await store.audit.heads_since(None, limit=2)  # b's two events
+        assert ({b.id}, True) == (set(page.heads), page.more)
+        rest = await store.audit.heads_since(page.mark, limit=2)
+        assert ({c.id}, False) == (set(rest.heads), rest.more)
     finally:
         await store.close()
 
