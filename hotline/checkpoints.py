@@ -153,8 +153,6 @@ async def make_checkpoint(store: Store, master: MasterKey) -> Record | None:
             if signed is None:
                 return written
             last = written = signed
-            if full:
-                signed_before.update(part)
         if last is not None and (written is not None or not current):
             # Also when nothing moved on a full pass: the next run can start from here.
             state = await _save_state(store, state, int(last.doc["n"]), chains, found.mark)

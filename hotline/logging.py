@@ -32,9 +32,16 @@ _IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
 _IPV6 = re.compile(r"\b(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}\b", re.IGNORECASE)
 
 
+# Each pattern matches only text holding its character: most values (ids, units, kinds)
+# hold none, and testing for a character is ~20 times cheaper than a regex pass (issue 7:
+# four passes over every string of every line were a tenth of a log line's cost).
+_SCRUBBERS = (("-", _RECEIPT), ("@", _EMAIL), (".", _IPV4), (":", _IPV6))
+
+
 def _scrub(value: str) -> str:
-    for pattern in (_RECEIPT, _EMAIL, _IPV4, _IPV6):
-        value = pattern.sub(_REDACTED, value)
+    for needed, pattern in _SCRUBBERS:
+        if needed in value:
+            value = pattern.sub(_REDACTED, value)
     return value
 
 
