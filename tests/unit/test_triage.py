@@ -231,7 +231,11 @@ def test_public_dict_carries_no_subject_names() -> None:
 
 _FACT_ALPHABET = [*"0123456789一二两三十百千万亿多余人名位死亡受伤工户次 .,", "three", "five",
                   "ten", "a dozen", "dozens of", " killing ", "people", "died", "workers",
-                  "one", "someone", "hundreds of", "households", "times"]
+                  "one", "someone", "hundreds of", "households", "times",
+                  # words the patterns require (required_literals), whole and in parts
+                  "死亡", "遇难", "重伤", "受重伤", "轻伤", "人数", "达到", "砸死", "死了", "第",
+                  "累计", "投诉", "反映", "报修", "员工", "个用户", "were ", "seriously ",
+                  "injured", "serious ", "injuries", "killed", "lost their lives", "staff"]
 
 
 def _count_facts_everywhere(text: str) -> dict[str, int]:
@@ -251,6 +255,57 @@ def _count_facts_everywhere(text: str) -> dict[str, int]:
 def test_count_facts_equals_trying_every_position(text: str) -> None:
     normalised = normalise(text)
     assert count_facts(normalised, RuleSet.load().counts) == _count_facts_everywhere(normalised)
+
+
+@pytest.mark.parametrize(("pattern", "required"), [
+    ("{n}\\s*(?:人|名)?\\s*(?:死亡|遇难)", (("死亡", "遇难"),)),
+    ("(?:死亡|遇难)\\s*(?:人数)?\\s*{n}\\s*(?:人|名)", (("死亡", "遇难"), ("人", "名"))),
+    ("killing\\s+{n}", (("killing",),)),
+    ("{n}\\s+serious\\s+injuries", (("serious",), ("injuries",))),
+    ("{n}\\s*次(?:投诉|反映)", (("次",), ("投诉", "反映"))),
+    ("ab+c", (("ab",), ("c",))),  # "abbc" holds no "abc"
+    ("abc?d", (("ab",), ("d",))),
+    ("ab{0,2}c{2,}d", (("a",), ("c",), ("d",))),
+    ("a[xy]b.c\\.d", (("a",), ("b",), ("c",), ("d",))),
+    ("(?:x|)y", (("y",),)),  # an empty alternative requires nothing
+    ("(?:xy|z)*w", (("w",),)),
+    ("(?i:ab)c", (("c",),)),  # a scoped flag: the group is not plain
+    ("(?P<a>ab)c", (("c",),)),
+    ("(?:a(?:b|c))d", (("d",),)),
+    ("[)(]ab", (("ab",),)),  # brackets inside a class
+    ("ab|cd", ()),  # a top-level alternative
+    ("(?i)abc", ()),  # a global flag
+    ("ab(", ()),  # not a pattern: nothing required, re.compile says what is wrong
+])
+def test_required_literals(pattern: str, required: tuple[tuple[str, ...], ...]) -> None:
+    assert _text.required_literals(pattern.replace("{n}", "\0")) == required
+
+
+_PATTERN_PARTS = ["a", "b", "c", "ab", "(?:a|bc)", "(?:b|)", "[ab]", "\\s", ".", "|", "(?i)",
+                  "(?i:a)", "(?P<g>ab)", "(?=a)", "(?<!b)", "\\d"]
+_QUANTIFIERS = ["", "", "", "?", "*", "+", "{0,2}", "{1,2}", "{2}", "+?", "??"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_PATTERN_PARTS), st.sampled_from(_QUANTIFIERS)),
+                min_size=1, max_size=6),
+       st.lists(st.sampled_from(["a", "b", "c", "ab", "bb", "bc", "A", " ", "1"]), max_size=20)
+       .map("".join))
+@example(parts=[("a", ""), ("b", "+"), ("c", "")], text="abbc")
+def test_every_match_holds_the_required_literals(parts: list[tuple[str, str]],
+                                                  text: str) -> None:
+    """The prefilter of count patterns only ever errs towards requiring less."""
+    pattern = "".join(part + (quantifier if part not in ("|", "(?i)") else "")
+                      for part, quantifier in parts)
+    try:
+        regex = re.compile(pattern)
+    except re.error:
+        return
+    required = _text.required_literals(pattern)
+    for match in regex.finditer(text):
+        found = match.group(0)
+        assert all(any(word in found for word in words) for words in required), (
+            pattern, found, required)
 
 
 _ODD_PATTERNS = {"zeros": ("{n}0",), "commas": ("{n},",), "times": ("{n}\\s*次",),
