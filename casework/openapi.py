@@ -157,7 +157,9 @@ _WORKSPACE: tuple[tuple[str, str, str, tuple[int, ...]], ...] = (
      "resets the second factor", (403, 404)),
     ("/api/v1/audit/checkpoints", "post", "Sign a checkpoint over all chain heads now",
      (403,)),
-    ("/api/v1/audit/checkpoints", "get", "Signed checkpoints", (403,)),
+    ("/api/v1/audit/checkpoints", "get", "Signed checkpoints, oldest first, a page at a time: "
+     "?after=N (numbered after N) &limit=1..1000 (100); next_after starts the next page",
+     (400, 403)),
     ("/api/v1/audit/public-key", "get", "The Ed25519 key that verifies checkpoints",
      (403, 404)),
     ("/api/v1/cases/{case_id}/audit/export", "get", "One case's trail with its verification "

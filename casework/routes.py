@@ -29,8 +29,8 @@ from casework.ui import add_ui_routes
 from casework.ui_workspace import add_workspace_ui_routes
 from casework.vault import add_vault_routes
 from hotline.checkpoints import (
-    CHECKPOINT_KIND,
     checkpoint_public_key,
+    checkpoint_records,
     make_checkpoint,
     verify_everything,
 )
@@ -162,10 +162,30 @@ async def create_checkpoint(request: web.Request) -> web.Response:
 
 
 async def list_checkpoints(request: web.Request) -> web.Response:
+    """Checkpoints numbered after ``after``, oldest first, ``limit`` of them (≤ 1,000; 100
+    if not given); ``next_after`` is where the next page starts, null after the last."""
     _auditing(request)
-    records = await request.app[DEPS].store.records.list(CHECKPOINT_KIND)
-    return _json({"items": [{k: v for k, v in r.doc.items() if k != "heads"} |
-                            {"chains_moved": len(r.doc["heads"])} for r in records]})
+    after = _count_param(request, "after", 0, minimum=0, maximum=10**12 - 1)
+    limit = _count_param(request, "limit", 100, minimum=1, maximum=1000)
+    items = []
+    async for record in checkpoint_records(request.app[DEPS].store, after=after, page=limit):
+        items.append({k: v for k, v in record.doc.items() if k != "heads"}
+                     | {"chains_moved": len(record.doc["heads"])})
+        if len(items) == limit:
+            break
+    return _json({"items": items,
+                  "next_after": items[-1]["n"] if len(items) == limit else None})
+
+
+def _count_param(request: web.Request, name: str, default: int, *, minimum: int,
+                 maximum: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or not minimum <= int(raw) <= maximum:
+        raise ApiError(400, "invalid_request",
+                       f"{name} must be a whole number from {minimum} to {maximum}")
+    return int(raw)
 
 
 async def public_key(request: web.Request) -> web.Response:
@@ -187,7 +207,7 @@ async def export_trail(request: web.Request) -> web.Response:
     report = await verify_everything(store, case_ids=[case.id])
     events = await store.audit.events(case.id)
     # Whole checkpoints, so that their signatures verify outside Hotline.
-    covering = [dict(r.doc) for r in await store.records.list(CHECKPOINT_KIND)
+    covering = [dict(r.doc) async for r in checkpoint_records(store)
                 if case.id in r.doc["heads"]]
     key = await checkpoint_public_key(store)
     await append_audit(store, case.id, actor=account.username, type_="audit.exported",

@@ -29,7 +29,7 @@ from casework.negative_list import add_entry, remove_entry, search
 from casework.notes import NOTE_READERS, NOTE_WRITERS, open_notes
 from casework.vault import decide_disclosure, open_identity, pending_disclosures, request_disclosure
 from hotline.casefile import workflow_of
-from hotline.checkpoints import CHECKPOINT_KIND, make_checkpoint
+from hotline.checkpoints import make_checkpoint, recent_checkpoints
 from hotline.domain.case import Account
 from hotline.errors import ConcurrencyConflict, ContractError
 from hotline.logging import get_logger
@@ -393,9 +393,9 @@ async def audit_page(request: web.Request) -> web.Response:
         return _render(request, "error.html", status=403, error="Only auditors, supervisors "
                        "and admins verify the audit trail.")
     verdict = _json_of(await api.audit_verify(request))
-    records = await request.app[api.DEPS].store.records.list(CHECKPOINT_KIND)
+    records = await recent_checkpoints(request.app[api.DEPS].store, 20)
     checkpoints = [{"n": r.doc["n"], "at": r.doc["at"], "moved": len(r.doc["heads"]),
-                    "chains": r.doc["chains"]} for r in records[-20:]]
+                    "chains": r.doc["chains"]} for r in records]
     return _render(request, "audit.html", verdict=verdict, checkpoints=checkpoints)
 
 

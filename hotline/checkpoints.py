@@ -13,7 +13,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -97,6 +98,36 @@ def _key(number: int) -> str:
     return f"{number:012d}"
 
 
+# Checkpoint records read per store call where all of them are gone through: a year of
+# 5-minutely checkpoints is ≈ 100,000 records (more under load, 5,000 heads each), which
+# a reader must not hold at once.
+CHECKPOINT_PAGE = 100
+
+
+async def checkpoint_records(store: Store, *, after: int = 0,
+                             page: int | None = None) -> AsyncIterator[Record]:
+    """The checkpoint records numbered after ``after``, in order, read ``page`` at a time
+    (:data:`CHECKPOINT_PAGE`; by key: a key that is not a number is listed where it sorts)."""
+    page = page or CHECKPOINT_PAGE
+    start = _key(after + 1)
+    while True:
+        records = await store.records.list(CHECKPOINT_KIND, start=start, limit=page)
+        for record in records:
+            yield record
+        if len(records) < page:
+            return
+        start = records[-1].key + "\x00"  # the first key after it
+
+
+async def recent_checkpoints(store: Store, count: int) -> list[Record]:
+    """The last ``count`` checkpoint records, oldest first, found from the state record
+    (without one, by going through all of them once)."""
+    state = await store.records.get(STATE_KIND, _ACTIVE)
+    after = 0 if state is None else max(0, int(state.doc["n"]) - count)
+    # (A stale state is behind by the records of one run: the tail is read to its end.)
+    return list(deque([r async for r in checkpoint_records(store, after=after)], maxlen=count))
+
+
 async def _latest(store: Store) -> tuple[Record | None, Record | None, bool]:
     """The last checkpoint, the state record, and whether that state belongs to it (not
     when missing, or stale because a run stopped between a checkpoint and its state)."""
@@ -107,7 +138,7 @@ async def _latest(store: Store) -> tuple[Record | None, Record | None, bool]:
         if last is not None and await store.records.get(
                 CHECKPOINT_KIND, _key(number + 1)) is None:
             return last, state, True
-    previous = await store.records.list(CHECKPOINT_KIND)
+    previous = await recent_checkpoints(store, 1)
     return (previous[-1] if previous else None), state, False
 
 
@@ -133,7 +164,7 @@ async def make_checkpoint(store: Store, master: MasterKey) -> Record | None:
     full = last is None or state is None or not current
     signed_before: dict[str, AuditHead] = {}  # a full pass compares with all of history
     if full:
-        for record in await store.records.list(CHECKPOINT_KIND):
+        async for record in checkpoint_records(store):
             signed_before.update(_heads_of(record))
     chains = len(signed_before) if full or state is None else int(state.doc["chains"])
     mark = None if full or state is None else str(state.doc["mark"])
@@ -229,22 +260,28 @@ def _checkpoint_break(number: int, reason: str) -> BrokenLink:
 async def verify_checkpoints(store: Store, public_key: bytes) -> CheckpointReport:
     """Check every checkpoint with ``public_key`` alone, then the chains against them."""
     verifier = Ed25519PublicKey.from_public_bytes(public_key)
-    records = await store.records.list(CHECKPOINT_KIND)
     prev = GENESIS
     heads: dict[str, tuple[int, AuditHead]] = {}
-    for expected, record in enumerate(records, start=1):
+    seen, latest_at = 0, None
+
+    def failed(broken: BrokenLink) -> CheckpointReport:
+        return CheckpointReport(False, seen, len(heads), latest_at, broken)
+
+    async for record in checkpoint_records(store):
+        seen += 1
+        expected, latest_at = seen, str(record.doc.get("at"))
         body = dict(record.doc)
         signature = body.pop("signature", "")
         try:
             verifier.verify(base64.b64decode(str(signature)), _canonical(body))
         except (InvalidSignature, ValueError):
-            return _failed(records, heads, _checkpoint_break(
+            return failed(_checkpoint_break(
                 expected, "signature does not verify with the public key"))
         if body.get("n") != expected or record.key != f"{expected:012d}":
-            return _failed(records, heads, _checkpoint_break(
+            return failed(_checkpoint_break(
                 expected, f"checkpoint {expected} is missing or out of order"))
         if body.get("prev") != prev:
-            return _failed(records, heads, _checkpoint_break(
+            return failed(_checkpoint_break(
                 expected, "does not link to the previous checkpoint"))
         prev = _digest(record)
         for chain, head in _heads_of(record).items():
@@ -252,21 +289,14 @@ async def verify_checkpoints(store: Store, public_key: bytes) -> CheckpointRepor
     for chain, (number, head) in sorted(heads.items()):
         events = await store.audit.events(chain)
         if len(events) < head.seq:
-            return _failed(records, heads, BrokenLink(
+            return failed(BrokenLink(
                 chain, len(events) + 1,
                 f"events after seq {len(events)} are missing (checkpoint {number} saw "
                 f"seq {head.seq})"))
         if events[head.seq - 1].seq != head.seq or events[head.seq - 1].hash != head.hash:
-            return _failed(records, heads, BrokenLink(
+            return failed(BrokenLink(
                 chain, head.seq, f"event differs from the one checkpoint {number} signed"))
-    return CheckpointReport(True, len(records), len(heads),
-                            str(records[-1].doc["at"]) if records else None, None)
-
-
-def _failed(records: list[Record], heads: Mapping[str, object],
-            broken: BrokenLink) -> CheckpointReport:
-    return CheckpointReport(False, len(records), len(heads),
-                            str(records[-1].doc["at"]) if records else None, broken)
+    return CheckpointReport(True, seen, len(heads), latest_at, None)
 
 
 @dataclass(frozen=True)

@@ -210,8 +210,10 @@ class RecordRepository(Protocol):
 
     async def get(self, kind: str, key: str) -> Record | None: ...
 
-    async def list(self, kind: str) -> list[Record]:
-        """Every record of ``kind``, ordered by key."""
+    async def list(self, kind: str, *, start: str | None = None,
+                   limit: int | None = None) -> list[Record]:
+        """Records of ``kind`` ordered by key: every one, or those whose key is ``start``
+        or after it, at most ``limit`` (a page of a kind that grows, e.g. checkpoints)."""
         ...
 
     async def delete(self, kind: str, key: str) -> bool:

@@ -9,8 +9,17 @@ from typing import Any, cast
 from hotline.crypto import Sealed
 from hotline.domain.audit import AuditHead
 from hotline.domain.case import Case, CaseMessage
+from hotline.errors import ContractError
 
-__all__ = ["case_from_doc", "case_to_doc", "message_from_doc", "message_to_doc"]
+__all__ = ["case_from_doc", "case_to_doc", "message_from_doc", "message_to_doc", "page_limit"]
+
+
+def page_limit(value: object) -> int:
+    """A page size as stores take it: a positive int (0 means "no limit" to MongoDB and -1
+    to SQLite; neither may come from a caller)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ContractError("limit must be a positive integer", field="limit")
+    return value
 
 
 def _aware(moment: datetime) -> datetime:

@@ -26,7 +26,13 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from hotline.adapters.codec import case_from_doc, case_to_doc, message_from_doc, message_to_doc
+from hotline.adapters.codec import (
+    case_from_doc,
+    case_to_doc,
+    message_from_doc,
+    message_to_doc,
+    page_limit,
+)
 from hotline.crypto import KeyRecord
 from hotline.domain.audit import AuditEvent, AuditHead
 from hotline.domain.case import (
@@ -548,9 +554,14 @@ class _Records:
             {"_id": f"{_text(kind, 'kind')}/{_text(key, 'key')}"})
         return None if doc is None else Record(kind, key, dict(doc["doc"]), int(doc["version"]))
 
-    async def list(self, kind: str) -> builtins.list[Record]:
-        cursor = self._store.collection("records").find(
-            {"kind": _text(kind, "kind")}).sort("key", ASCENDING)
+    async def list(self, kind: str, *, start: str | None = None,
+                   limit: int | None = None) -> builtins.list[Record]:
+        query: Document = {"kind": _text(kind, "kind")}
+        if start is not None:
+            query["key"] = {"$gte": _text(start, "start")}
+        cursor = self._store.collection("records").find(query).sort("key", ASCENDING)
+        if limit is not None:
+            cursor = cursor.limit(page_limit(limit))
         return [Record(kind, doc["key"], dict(doc["doc"]), int(doc["version"]))
                 for doc in await cursor.to_list(None)]
 

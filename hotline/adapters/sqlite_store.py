@@ -26,6 +26,7 @@ from hotline.adapters.codec import (
     case_to_doc,
     message_from_doc,
     message_to_doc,
+    page_limit,
     sealed_to_doc,
 )
 from hotline.contract import format_time
@@ -741,10 +742,13 @@ class _Records(_Base):
             row = await cursor.fetchone()
         return None if row is None else Record(kind, key, _loads(row[1]), int(row[0]))
 
-    async def list(self, kind: str) -> list[Record]:
+    async def list(self, kind: str, *, start: str | None = None,
+                   limit: int | None = None) -> list[Record]:
         rows = await self._store.fetch(
-            "SELECT key, version, doc FROM records WHERE kind = ? ORDER BY key",
-            (_text(kind, "kind"),))
+            "SELECT key, version, doc FROM records WHERE kind = ? AND key >= ? "
+            "ORDER BY key LIMIT ?",
+            (_text(kind, "kind"), "" if start is None else _text(start, "start"),
+             -1 if limit is None else page_limit(limit)))
         return [Record(kind, row[0], _loads(row[2]), int(row[1])) for row in rows]
 
     async def delete(self, kind: str, key: str) -> bool:

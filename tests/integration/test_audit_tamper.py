@@ -207,6 +207,30 @@ async def test_api_verifies_checkpoints_and_exports_a_case_trail(
         json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode())
 
 
+async def test_api_lists_checkpoints_a_page_at_a_time(
+        client: TestClient, env: Embedded) -> None:  # type: ignore[type-arg]
+    """?after and ?limit page through checkpoints; next_after says where to go on."""
+    auditor = await officer_headers(client, "auditor", PASSWORD)
+    for n in range(3):
+        await open_case(env, n + 1)
+        assert 201 == (await client.post("/api/v1/audit/checkpoints", headers=auditor)).status
+
+    async def page(query: str) -> tuple[list[int], int | None]:
+        resp = await client.get(f"/api/v1/audit/checkpoints{query}", headers=auditor)
+        doc = await resp.json()
+        assert 200 == resp.status
+        assert all("heads" not in item and item["chains_moved"] >= 1 for item in doc["items"])
+        return [item["n"] for item in doc["items"]], doc["next_after"]
+
+    assert ([1, 2, 3], None) == await page("")
+    assert ([1, 2], 2) == await page("?limit=2")
+    assert ([3], None) == await page("?after=2&limit=2")
+    assert ([], None) == await page("?after=3")
+    for bad in ("?limit=0", "?limit=1001", "?after=-1", "?limit=x", "?after=%EF%BC%91"):
+        assert 400 == (await client.get(f"/api/v1/audit/checkpoints{bad}",
+                                        headers=auditor)).status, bad
+
+
 async def test_cli_signs_exports_the_key_and_verifies_with_it(env: Embedded,
                                                               tmp_path: Path) -> None:
     """`hotline audit checkpoint`, `public-key` and `verify --public-key` from the shell."""

@@ -19,7 +19,9 @@ from hotline.checkpoints import (
     CHECKPOINT_KIND,
     STATE_KIND,
     checkpoint_public_key,
+    checkpoint_records,
     make_checkpoint,
+    recent_checkpoints,
     verify_checkpoints,
 )
 from hotline.crypto import MasterKey
@@ -63,9 +65,9 @@ class Spy:
             self.marks.append(mark)
             return await heads_since(mark, limit=limit)
 
-        async def spy_list(kind: str) -> list[Any]:
+        async def spy_list(kind: str, **page: Any) -> list[Any]:
             self.listed.append(kind)
-            return await listing(kind)
+            return await listing(kind, **page)
 
         monkeypatch.setattr(store.audit, "heads_since", spy_heads)
         monkeypatch.setattr(store.records, "list", spy_list)
@@ -135,6 +137,38 @@ async def test_without_a_state_the_first_run_after_an_upgrade_signs_only_what_mo
     assert second is not None
     assert ([cases[0]], 3) == (list(second.doc["heads"]), second.doc["chains"])
     assert 2 == len(await store.records.list(CHECKPOINT_KIND))
+
+
+async def test_readers_go_through_checkpoints_a_page_at_a_time(
+        store: Store, master: MasterKey, monkeypatch: pytest.MonkeyPatch) -> None:
+    """checkpoint_records pages by key; recent_checkpoints starts from the state record
+    (and without one goes through all); verification reads pages, not everything."""
+    cases = [(await open_case(store, make_case(n))).id for n in range(1, 3)]
+    for n in range(5):
+        await append(store, cases[n % 2])
+        assert await make_checkpoint(store, master) is not None
+    every = [r.key for r in await store.records.list(CHECKPOINT_KIND)]
+    assert 5 == len(every)
+    pages: list[int | None] = []
+    listing = store.records.list
+
+    async def counted(kind: str, **page: Any) -> list[Any]:
+        pages.append(page.get("limit"))
+        return await listing(kind, **page)
+
+    monkeypatch.setattr(store.records, "list", counted)
+    assert every == [r.key async for r in checkpoint_records(store, page=2)]
+    assert [2, 2, 2] == pages
+    assert every[3:] == [r.key async for r in checkpoint_records(store, after=3, page=2)]
+    pages.clear()
+    assert every[2:] == [r.key for r in await recent_checkpoints(store, 3)]
+    assert [checkpoints.CHECKPOINT_PAGE] == pages  # one page from the state's number
+    assert await store.records.delete(STATE_KIND, "active")
+    assert every[3:] == [r.key for r in await recent_checkpoints(store, 2)]
+    monkeypatch.setattr(checkpoints, "CHECKPOINT_PAGE", 2)
+    pages.clear()
+    assert (True, 5, 2) == await verified(store)
+    assert {2} == set(pages)
 
 
 async def test_what_moved_under_load_is_signed_in_linked_records_of_bounded_size(

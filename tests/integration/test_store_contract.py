@@ -698,6 +698,32 @@ async def test_records_create_replace_and_conflict(store: Store) -> None:
     assert await store.records.get("totp", "carol") is None
 
 
+async def test_records_list_pages_by_key(store: Store) -> None:
+    """``start`` is the first key listed (inclusive), ``limit`` the page size; per kind."""
+    for key in ("000000000003", "000000000001", "000000000010", "000000000002"):
+        await store.records.put("page", key, {"k": key}, expected_version=0)
+    await store.records.put("other", "000000000005", {}, expected_version=0)
+
+    async def keys(**page: Any) -> list[str]:
+        return [r.key for r in await store.records.list("page", **page)]
+
+    assert ["000000000001", "000000000002", "000000000003", "000000000010"] == await keys()
+    assert ["000000000002", "000000000003"] == await keys(start="000000000002", limit=2)
+    assert ["000000000010"] == await keys(start="000000000004")
+    assert ["000000000001"] == await keys(limit=1)
+    assert [] == await keys(start="000000000011", limit=5)
+    assert {"k": "000000000003"} == dict(
+        (await store.records.list("page", start="000000000003", limit=1))[0].doc)
+
+
+@pytest.mark.parametrize("page", [{"limit": 0}, {"limit": -1}, {"limit": True},
+                                  {"limit": "5"}, {"start": {"$gt": ""}}])
+async def test_records_list_refuses_bad_pages(store: Store, page: dict[str, Any]) -> None:
+    """0 or -1 would mean "everything" to a store; an operator object is not a key."""
+    with pytest.raises(ContractError):
+        await store.records.list("page", **page)
+
+
 async def test_records_refuse_operator_objects(store: Store) -> None:
     """A record key that is not a string is refused, not used as an operator."""
     with pytest.raises(ContractError):
