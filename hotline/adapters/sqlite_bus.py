@@ -3,8 +3,12 @@
 Same topology as the broker (topic bindings from :mod:`hotline.topology`), same
 at-least-once contract: a delivered message is leased, deleted on ack, parked on reject,
 made visible again with backoff on retry and parked once it reaches the delivery limit.
-A consumer that starts releases every lease of its queue, so messages in flight when a
-process died are delivered again (handlers are idempotent on the message id).
+Each consumer is registered in ``bus_consumers`` and beats there every second; its
+leases carry its id. Leases of a consumer that stopped (its row gone) or died (no beat for
+``stale_seconds``) are released by any consumer of the queue, so messages in flight when a
+process died are delivered again within seconds (handlers are idempotent on the message
+id) — while the leases of a consumer that is alive stay its own, with several processes
+on one file (two routers, one per core) as with one.
 
 Publishes that arrive while a commit is running are committed together (group commit):
 each caller still returns only after its own message is durable (``synchronous=FULL``).
@@ -22,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import sqlite3
 import time
 from pathlib import Path
@@ -63,6 +68,12 @@ CREATE TRIGGER IF NOT EXISTS bus_messages_body_gone AFTER DELETE ON bus_messages
 BEGIN
     DELETE FROM bus_bodies WHERE seq = OLD.seq;
 END;
+-- Consumers that are alive, by their beat; bus_messages.owner names the lease holder.
+CREATE TABLE IF NOT EXISTS bus_consumers (
+    id TEXT PRIMARY KEY,
+    queue TEXT NOT NULL,
+    seen_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS bus_parked (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     queue TEXT NOT NULL,
@@ -83,21 +94,40 @@ _COLUMNS = "seq, queue, routing_key, message_id, correlation_id, headers, body, 
 _INLINE_LIMIT = 16 * 1024
 # Leases the oldest visible messages and counts the delivery (body: inline or empty).
 _CLAIM = (
-    "UPDATE bus_messages SET leased = 1, visible_at = ?, delivery_count = delivery_count + 1"
+    "UPDATE bus_messages SET leased = 1, owner = ?, visible_at = ?,"
+    " delivery_count = delivery_count + 1"
     " WHERE seq IN (SELECT seq FROM bus_messages WHERE queue = ? AND visible_at <= ?"
     " ORDER BY seq LIMIT ?) RETURNING seq, queue, routing_key, message_id, correlation_id,"
     " headers, body, delivery_count"
 )
 
 
+async def _add_owner_column(db: aiosqlite.Connection) -> None:
+    """Files made before leases had owners get the column (another process may be adding
+    it at the same moment)."""
+    cursor = await db.execute("PRAGMA table_info(bus_messages)")
+    if any(row[1] == "owner" for row in await cursor.fetchall()):
+        return
+    try:
+        await db.execute("ALTER TABLE bus_messages ADD COLUMN owner TEXT")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):
+            raise
+
+
 class SqliteBus:
     """:class:`hotline.ports.Bus` on a SQLite file (the embedded mode's queue)."""
 
     def __init__(self, path: Path | str, *, delivery_limit: int = 5, lease_seconds: float = 60.0,
-                 poll_seconds: float = 0.2, retry_backoff_seconds: float = 0.5) -> None:
+                 poll_seconds: float = 0.2, retry_backoff_seconds: float = 0.5,
+                 beat_seconds: float = 1.0, stale_seconds: float = 10.0) -> None:
         self.path = Path(path)
         self.delivery_limit = delivery_limit
         self._lease = lease_seconds
+        self._beat_every = beat_seconds
+        # A consumer whose event loop is busy this long without a beat loses its leases
+        # to the others (they are then delivered twice: handlers are idempotent).
+        self._stale = stale_seconds
         self._poll = poll_seconds
         self._backoff = retry_backoff_seconds
         self._db: aiosqlite.Connection | None = None
@@ -111,6 +141,7 @@ class SqliteBus:
             # FULL: a publish that returned survives a power cut, not only a crash.
             db = await connect(self.path, synchronous="FULL")
             await db.executescript(_SCHEMA)
+            await _add_owner_column(db)
         except Exception as exc:  # any failure to open means the same to callers
             raise BusUnavailable(f"cannot open the embedded queue {self.path}: {exc}") from exc
         self._db = db
@@ -219,17 +250,18 @@ class SqliteBus:
         cancelled and their messages keep their lease, to be released by the next
         consumer that starts.
         """
-        async with self._lock:
-            # Leases of a consumer that died are released: its messages are due again.
-            await self._conn().execute(
-                "UPDATE bus_messages SET leased = 0, visible_at = 0 WHERE queue = ? AND leased = 1",
-                (queue,))
+        me = secrets.token_hex(8)
+        await self._beat(queue, me)  # …and release the leases of consumers that died
+        next_beat = time.monotonic() + self._beat_every
         running: dict[asyncio.Task[Outcome], tuple[int, Message, float]] = {}
         finished: list[tuple[tuple[int, Message], Outcome]] = []
         arrival: asyncio.Task[Any] | None = None
         refill = max(1, prefetch // 2)  # lease more once this many places are free
         try:
             while True:
+                if time.monotonic() >= next_beat:
+                    await self._beat(queue, me)
+                    next_beat = time.monotonic() + self._beat_every
                 if finished:
                     settling, finished = finished, []
                     await self._settle(queue, settling)
@@ -237,7 +269,7 @@ class SqliteBus:
                 drained = False
                 if not running or room >= refill:
                     self._arrived.clear()
-                    batch = await self._claim(queue, room)
+                    batch = await self._claim(queue, room, me)
                     drained = len(batch) < room
                     now = time.monotonic()
                     for seq, message in batch:
@@ -249,7 +281,8 @@ class SqliteBus:
                         await asyncio.wait_for(self._arrived.wait(), self._poll)
                     continue
                 waiting: set[asyncio.Future[Any]] = set(running)
-                timeout = self._lease / 4  # wake up to renew leases of long handlers
+                # Wake up to beat, and to renew the leases of long handlers.
+                timeout = min(self._lease / 4, self._beat_every)
                 if drained and prefetch - len(running) >= refill:
                     # Room for more: a new message need not wait for a running one (and
                     # one published by another process is seen within the poll interval).
@@ -268,6 +301,40 @@ class SqliteBus:
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
+            # Gone: the next consumer to beat releases the leases this one kept.
+            with contextlib.suppress(Exception):
+                await self._leave(me)
+
+    async def _beat(self, queue: str, me: str) -> None:
+        """Say this consumer is alive; release the leases of those that are not."""
+        now = time.time()
+
+        def beat(conn: sqlite3.Connection) -> int:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("INSERT INTO bus_consumers (id, queue, seen_at) VALUES (?, ?, ?)"
+                             " ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+                             (me, queue, now))
+                conn.execute("DELETE FROM bus_consumers WHERE seen_at < ?", (now - self._stale,))
+                # (A lease without an owner was taken before owners were recorded.)
+                released = conn.execute(
+                    "UPDATE bus_messages SET leased = 0, visible_at = 0, owner = NULL"
+                    " WHERE queue = ? AND leased = 1 AND (owner IS NULL OR owner NOT IN"
+                    " (SELECT id FROM bus_consumers))", (queue,)).rowcount
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return int(released)
+
+        async with self._lock:
+            released = await in_connection_thread(self._conn(), beat)
+        if released:
+            _log.info("bus.leases_released", queue=queue, messages=released)
+
+    async def _leave(self, me: str) -> None:
+        async with self._lock:
+            await self._conn().execute("DELETE FROM bus_consumers WHERE id = ?", (me,))
 
     async def _renew(self, queue: str,
                      running: dict[asyncio.Task[Outcome], tuple[int, Message, float]]) -> None:
@@ -287,9 +354,9 @@ class SqliteBus:
             seq, message, _since = running[task]
             running[task] = (seq, message, now)
 
-    async def _claim(self, queue: str, limit: int) -> list[tuple[int, Message]]:
+    async def _claim(self, queue: str, limit: int, owner: str) -> list[tuple[int, Message]]:
         now = time.time()
-        params = (now + self._lease, queue, now, limit)
+        params = (owner, now + self._lease, queue, now, limit)
 
         def claim(conn: sqlite3.Connection) -> list[tuple[int, Message]]:
             # The lease and the bodies in one transaction: a body cannot go (its message

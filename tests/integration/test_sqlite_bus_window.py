@@ -16,12 +16,13 @@ import json
 import sqlite3
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hotline.adapters.sqlite_bus import SqliteBus
 from hotline.ports import Message
-from tests.integration.test_bus_contract import consuming
+from tests.integration.test_bus_contract import consuming, recording
 
 pytestmark = pytest.mark.integration
 
@@ -88,3 +89,76 @@ async def test_many_messages_are_each_handled_once(tmp_path: Path) -> None:
         assert (sorted(ids), 0) == (sorted(seen), _remaining(bus.path))
     finally:
         await bus.close()
+
+
+# -- several consumers of one queue (two routers on one file) ----------------------------
+
+async def test_a_consumer_that_starts_leaves_a_live_consumers_leases_alone(
+        tmp_path: Path) -> None:
+    """A second consumer of the queue (another process on the file) does not take the
+    message the first one is handling, however many times it beats."""
+    path = tmp_path / "bus.sqlite3"
+    first = SqliteBus(path, poll_seconds=0.02, beat_seconds=0.02, stale_seconds=0.5)
+    second = SqliteBus(path, poll_seconds=0.02, beat_seconds=0.02, stale_seconds=0.5)
+    await first.open()
+    await second.open()
+    started, release = asyncio.Event(), asyncio.Event()
+    deliveries: list[tuple[str, str]] = []
+
+    def handler(name: str) -> Any:
+        async def handle(message: Message) -> None:
+            deliveries.append((name, message.message_id))
+            started.set()
+            await release.wait()
+        return handle
+
+    try:
+        async with consuming(first, handler("first")):
+            await first.publish(_message("busy"))
+            await asyncio.wait_for(started.wait(), WAIT)
+            async with consuming(second, handler("second")):
+                await asyncio.sleep(1.0)  # 50 beats of each, twice the staleness
+                release.set()
+                for _ in range(int(WAIT / 0.05)):
+                    if _remaining(path) == 0:
+                        break
+                    await asyncio.sleep(0.05)
+        assert ([("first", "busy")], 0) == (deliveries, _remaining(path))
+    finally:
+        await second.close()
+        await first.close()
+
+
+async def test_the_leases_of_a_consumer_that_died_go_to_one_that_lives(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A consumer that stops beating without leaving (a killed process) loses its leases
+    to a live consumer once it is stale; the message is then delivered again, once."""
+    path = tmp_path / "bus.sqlite3"
+    dead = SqliteBus(path, poll_seconds=0.02, beat_seconds=0.02, stale_seconds=0.3)
+    live = SqliteBus(path, poll_seconds=0.02, beat_seconds=0.02, stale_seconds=0.3)
+    await dead.open()
+    await live.open()
+    started = asyncio.Event()
+    seen: asyncio.Queue[Message] = asyncio.Queue()
+
+    async def hang(message: Message) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    async def no_leaving(me: str) -> None:
+        return None
+
+    monkeypatch.setattr(dead, "_leave", no_leaving)
+    try:
+        async with consuming(dead, hang):
+            await dead.publish(_message("orphan"))
+            await asyncio.wait_for(started.wait(), WAIT)
+        # The dead consumer's row is still there: only its staleness frees the lease.
+        async with consuming(live, recording(seen)):
+            message = await asyncio.wait_for(seen.get(), WAIT)
+            await asyncio.sleep(0.5)
+        assert (("orphan", 1), True) == ((message.message_id, message.delivery_count),
+                                         seen.empty())
+    finally:
+        await live.close()
+        await dead.close()
