@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
 from hotline._buffers import BytesBuilder
+from hotline._large_json import LargeJson, LargeString
 from hotline.crypto import Sealed, b64d, b64e
 from hotline.errors import ContractError, MalformedMessage
 
@@ -128,6 +129,26 @@ def _decode_message(body: bytes | str) -> object:
         raise MalformedMessage("message body is not JSON", field="message") from None
 
 
+def _decode_large_message(body: bytes) -> object:
+    """``json.loads(body)``, but a long base64url ciphertext of ``sealed`` or
+    ``reporter_copy`` stays in ``body`` as a view of its ASCII bytes."""
+    try:
+        parsed = LargeJson(body, min_size=_STREAMED_CIPHERTEXT)
+        doc = parsed.document
+        for name in ("sealed", "reporter_copy"):
+            sealed = doc.get(name) if isinstance(doc, dict) else None
+            if not isinstance(sealed, dict):
+                continue
+            text = sealed.get("ciphertext")
+            if isinstance(text, LargeString):
+                view = text.b64url_view()
+                if view is not None:  # otherwise decoded as json.loads would, checked as text
+                    sealed["ciphertext"] = view
+        return parsed.value()
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise MalformedMessage("message body is not JSON", field="message") from None
+
+
 @dataclass(frozen=True)
 class Submission:
     """``hotline.submission/1``: one report, complaint, follow-up or survey answer, sealed.
@@ -206,6 +227,14 @@ class Submission:
 
     @classmethod
     def from_bytes(cls, body: bytes | str) -> Submission:
+        """Parse a message body strictly (:meth:`from_wire`).
+
+        A large ciphertext is not copied out of ``body``: the submission keeps a view of
+        its text in ``body`` (issue 7: the decoded document and the ciphertext's text were
+        two more copies of a large report, held while it was opened).
+        """
+        if isinstance(body, bytes) and len(body) > _STREAMED_CIPHERTEXT:
+            return cls.from_wire(_decode_large_message(body))
         return cls.from_wire(_decode_message(body))
 
     @classmethod

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from prometheus_client import Counter
 
+from hotline._large_json import LargeJson
 from hotline.contract import Submission
 from hotline.crypto import open_sealed, seal
 from hotline.domain.case import Case, CaseMessage
@@ -132,7 +133,9 @@ def _optional(value: object) -> str | None:
 
 def _read_payload(plaintext: bytes) -> tuple[_Mail, dict[str, Any]]:
     try:
-        payload = json.loads(plaintext)
+        # Not json.loads: that decodes the whole payload into one text first, a copy of
+        # the raw mail's base64 besides the value (issue 7: copies of a large mail).
+        payload = LargeJson(plaintext).value()
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise MalformedMessage("mail payload is not JSON", field="sealed") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("message_id"), str) \
@@ -235,7 +238,7 @@ class MailDesk:
             return False
         try:
             private = await router._private_key(case.content.kid)
-            content = json.loads(open_sealed(case.content, private, purpose="complaint"))
+            content = LargeJson(open_sealed(case.content, private, purpose="complaint")).value()
         except (SealError, ValueError):
             return False
         if not isinstance(content, dict):
@@ -249,7 +252,7 @@ class MailDesk:
             return True
         try:
             private = await router._private_key(case.content.kid)
-            content = json.loads(open_sealed(case.content, private, purpose="complaint"))
+            content = LargeJson(open_sealed(case.content, private, purpose="complaint")).value()
         except (SealError, ValueError):
             return True
         known = content.get("raw_sha256") if isinstance(content, dict) else None

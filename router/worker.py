@@ -15,6 +15,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from hotline._large_json import LargeJson
 from hotline.casefile import apply_triage, apply_workflow, keyed_fingerprint, workflow_of
 from hotline.clock import utcnow
 from hotline.contract import CaseEvent, Submission
@@ -68,32 +69,6 @@ _PURPOSE = {"report": "report", "complaint": "complaint", "followup": "message",
 
 _SYSTEM = Actor("router", "system")
 
-_DECODE_PIECE = 1 << 20  # bytes of an opened payload decoded at a time
-
-
-def _text_pieces(plaintext: bytes) -> list[str]:
-    """``plaintext.decode(json.detect_encoding(plaintext), "surrogatepass")`` (what
-    ``json.loads`` does with bytes) in pieces that join up to it.
-
-    UTF-8 is cut only before a byte that starts a character, so every piece decodes (or
-    fails) as it does within the whole.
-    """
-    encoding = json.detect_encoding(plaintext)
-    if len(plaintext) <= _DECODE_PIECE or encoding not in ("utf-8", "utf-8-sig"):
-        return [plaintext.decode(encoding, "surrogatepass")]
-    pieces = []
-    start = 0
-    with memoryview(plaintext) as view:
-        while start < len(view):
-            end = min(start + _DECODE_PIECE, len(view))
-            while end < len(view) and view[end] & 0xC0 == 0x80:  # a continuation byte
-                end += 1
-            pieces.append(str(view[start:end], encoding if start == 0 else "utf-8",
-                              "surrogatepass"))
-            start = end
-    return pieces
-
-
 @dataclass
 class Router:
     store: Store
@@ -139,25 +114,27 @@ class Router:
             await SurveyDesk.of(self.store, self.workflows, self.master).answer(submission,
                                                                                 plaintext)
             return
-        # Decoded here as json.loads would, in pieces, so that the bytes are gone before the
-        # pieces are joined and the text before the case is opened: one large report is
-        # then at most three times in memory here, not five (issue 7).
+        # Parsed without decoding the whole payload into one text: a long value (the
+        # description) is decoded on its own, and the bytes are gone before its escapes
+        # are resolved. A text of the whole payload took two or four bytes per character
+        # as soon as one character anywhere needed it (a Chinese name beside an ASCII
+        # description: twice the payload), and then the values were copied out of it
+        # (issue 7: copies of a large report).
         try:
-            pieces = _text_pieces(plaintext)
-        except UnicodeDecodeError:
+            parsed = LargeJson(plaintext)
+        except (UnicodeDecodeError, json.JSONDecodeError):
             raise MalformedMessage("sealed payload is not JSON", field="sealed") from None
         del plaintext
-        text = "".join(pieces)
-        del pieces
-        payload = self._payload(text)
-        del text
+        payload = self._payload(parsed)
+        del parsed
         await self._open_case(submission, payload)
 
     @staticmethod
-    def _payload(plaintext: bytes | str) -> dict[str, Any]:
+    def _payload(plaintext: bytes | LargeJson) -> dict[str, Any]:
         """The opened payload must be a JSON object with a description (CONTRACT §2)."""
         try:
-            payload = json.loads(plaintext)
+            parsed = plaintext if isinstance(plaintext, LargeJson) else LargeJson(plaintext)
+            payload = parsed.value()
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise MalformedMessage("sealed payload is not JSON", field="sealed") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("description"), str) \

@@ -5,6 +5,7 @@ import binascii
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import FrozenInstanceError
+from typing import TypeAlias
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -42,6 +43,23 @@ def _in_b64url_alphabet(text: str) -> bool:
     return _B64URL.fullmatch(text) is not None
 
 
+_B64URL_ASCII = re.compile(rb"[A-Za-z0-9_-]*")
+# A wire text: what a JSON document gave (str), or the ASCII bytes of it left in the
+# message that carried it (a large ciphertext, see Submission.from_bytes).
+WireText: TypeAlias = str | memoryview
+
+
+def _check_b64_view(view: memoryview, field: str) -> memoryview:
+    """:func:`_check_b64` of ASCII bytes, without copying them."""
+    if view.ndim != 1 or view.itemsize != 1 or _B64URL_ASCII.fullmatch(view) is None \
+            or len(view) % 4 == 1:
+        raise ContractError(f"{field} must be base64url without padding", field=field)
+    tail = len(view) % 4
+    if tail and _B64_VALUE[chr(view[-1])] & (0b1111 if tail == 2 else 0b11):
+        raise ContractError(f"{field} is not canonical base64url", field=field)
+    return view
+
+
 def _check_b64(text: object, field: str) -> str:
     """``text`` if it is canonical base64url without padding, else :class:`ContractError`.
 
@@ -60,17 +78,22 @@ _DECODE_SLICE = 1 << 16  # symbols; a multiple of 4, so slices decode independen
 _ENCODE_SLICE = 3 << 14  # bytes; a multiple of 3, so slices encode without padding
 
 
-def _decoded_pieces(text: str) -> Iterator[bytes]:
+def _padded(piece: str | memoryview) -> str | bytes:
+    if isinstance(piece, str):
+        return piece + "=" * (-len(piece) % 4)
+    return bytes(piece) + b"=" * (-len(piece) % 4)
+
+
+def _decoded_pieces(text: WireText) -> Iterator[bytes]:
     """Base64url ``text`` decoded slice by slice: 64 KiB temporaries instead of three
     full-size copies (padded text, its bytes, the translated bytes)."""
     for start in range(0, len(text), _DECODE_SLICE):
-        piece = text[start:start + _DECODE_SLICE]
-        yield base64.urlsafe_b64decode(piece + "=" * (-len(piece) % 4))
+        yield base64.urlsafe_b64decode(_padded(text[start:start + _DECODE_SLICE]))
 
 
-def _decode_checked(text: str) -> bytes:
+def _decode_checked(text: WireText) -> bytes:
     if len(text) <= _DECODE_SLICE:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return base64.urlsafe_b64decode(_padded(text))
     decoded = bytearray()
     for piece in _decoded_pieces(text):
         decoded += piece
@@ -106,7 +129,7 @@ class Sealed:
     kid: str
     _enc: bytes | None
     _ciphertext: bytes | None
-    _wire: tuple[str, str] | None
+    _wire: tuple[str, WireText] | None
     _blob: bytes | None
 
     def __init__(self, kid: str, enc: bytes, ciphertext: bytes) -> None:
@@ -197,7 +220,8 @@ class Sealed:
             text = self._wire[1]
             step = _ENCODE_SLICE // 3 * 4
             for start in range(0, len(text), step):
-                yield text[start:start + step].encode("ascii")
+                piece = text[start:start + step]
+                yield piece.encode("ascii") if isinstance(piece, str) else bytes(piece)
             return
         blob = self._blob
         view = memoryview(blob)[_ENC_LEN:] if blob is not None else memoryview(self.ciphertext)
@@ -227,7 +251,8 @@ class Sealed:
             return self.is_withheld and other.is_withheld and (self.kid, self.enc) == (
                 other.kid, other.enc)
         if self._wire is not None and other._wire is not None:  # canonical: text equality
-            return (self.kid, self._wire) == (other.kid, other._wire)
+            return (self.kid, self._wire[0]) == (other.kid, other._wire[0]) and _same_text(
+                self._wire[1], other._wire[1])
         return self._fields() == other._fields()
 
     def __hash__(self) -> int:
@@ -246,11 +271,18 @@ class Sealed:
 
     def to_wire(self) -> dict[str, str]:
         if self._wire is not None:
-            return {"kid": self.kid, "enc": self._wire[0], "ciphertext": self._wire[1]}
+            text = self._wire[1]
+            return {"kid": self.kid, "enc": self._wire[0],
+                    "ciphertext": text if isinstance(text, str) else str(text, "ascii")}
         return {"kid": self.kid, "enc": b64e(self.enc), "ciphertext": b64e(self.ciphertext)}
 
     @classmethod
     def from_wire(cls, doc: object, *, field: str = "sealed") -> Sealed:
+        """Check and keep a wire document's key id, enc and ciphertext (not decoded).
+
+        The ciphertext may be given as the ASCII bytes of its text (a ``memoryview`` into
+        the message that carried it): it is then kept as that view, not copied.
+        """
         if not isinstance(doc, dict) or set(doc) != {"kid", "enc", "ciphertext"}:
             raise ContractError(f"{field} must be an object with kid, enc and ciphertext",
                                 field=field)
@@ -260,7 +292,10 @@ class Sealed:
         enc = _check_b64(doc["enc"], f"{field}.enc")
         if len(enc) * 3 // 4 != _ENC_LEN:
             raise ContractError(f"{field}.enc must be 32 bytes", field=f"{field}.enc")
-        ciphertext = _check_b64(doc["ciphertext"], f"{field}.ciphertext")
+        raw = doc["ciphertext"]
+        ciphertext: WireText = (_check_b64_view(raw, f"{field}.ciphertext")
+                                if isinstance(raw, memoryview)
+                                else _check_b64(raw, f"{field}.ciphertext"))
         sealed = cls.__new__(cls)
         object.__setattr__(sealed, "kid", kid)
         object.__setattr__(sealed, "_enc", None)
@@ -268,6 +303,20 @@ class Sealed:
         object.__setattr__(sealed, "_wire", (enc, ciphertext))
         object.__setattr__(sealed, "_blob", None)
         return sealed
+
+
+def _same_text(a: WireText, b: WireText) -> bool:
+    if isinstance(a, str) and isinstance(b, str):
+        return a == b
+    if len(a) != len(b):
+        return False
+    # Mixed or both bytes: compared in slices, without a whole-size copy of either.
+    for start in range(0, len(a), _DECODE_SLICE):
+        x, y = a[start:start + _DECODE_SLICE], b[start:start + _DECODE_SLICE]
+        if (x.encode("ascii") if isinstance(x, str) else bytes(x)) != (
+                y.encode("ascii") if isinstance(y, str) else bytes(y)):
+            return False
+    return True
 
 
 def seal(plaintext: bytes, public_key: X25519PublicKey, *, kid: str, purpose: str) -> Sealed:
