@@ -125,7 +125,10 @@ async def recent_checkpoints(store: Store, count: int) -> list[Record]:
     state = await store.records.get(STATE_KIND, _ACTIVE)
     after = 0 if state is None else max(0, int(state.doc["n"]) - count)
     # (A stale state is behind by the records of one run: the tail is read to its end.)
-    return list(deque([r async for r in checkpoint_records(store, after=after)], maxlen=count))
+    recent: deque[Record] = deque(maxlen=count)  # only these are held, not all of them
+    async for record in checkpoint_records(store, after=after):
+        recent.append(record)
+    return list(recent)
 
 
 async def _latest(store: Store) -> tuple[Record | None, Record | None, bool]:

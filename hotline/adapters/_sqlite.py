@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
 import aiosqlite
 
-__all__ = ["connect", "in_connection_thread"]
+__all__ = ["connect", "immediate", "in_connection_thread"]
 
 T = TypeVar("T")
 
@@ -40,3 +41,17 @@ async def in_connection_thread(db: aiosqlite.Connection,
     """
     result: T = await db._execute(fn, db._conn)  # type: ignore[no-untyped-call]
     return result
+
+
+@contextlib.contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction on the connection's own thread (inside a function given to
+    :func:`in_connection_thread`): ``BEGIN IMMEDIATE``, then ``COMMIT``, or ``ROLLBACK`` on
+    any exception, cancellation included."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

@@ -34,7 +34,7 @@ from typing import Any
 
 import aiosqlite
 
-from hotline.adapters._sqlite import connect, in_connection_thread
+from hotline.adapters._sqlite import connect, immediate, in_connection_thread
 from hotline.bus import deliver
 from hotline.errors import BusUnavailable
 from hotline.logging import get_logger
@@ -197,8 +197,7 @@ class SqliteBus:
 
             def insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]] = rows) -> None:
                 # One trip to the connection's thread for the whole group.
-                conn.execute("BEGIN IMMEDIATE")
-                try:
+                with immediate(conn):
                     for *fields, body in rows:
                         apart = len(body) > _INLINE_LIMIT
                         seq = conn.execute(
@@ -214,10 +213,6 @@ class SqliteBus:
                                          " VALUES (?, zeroblob(?))", (seq, len(body)))
                             with conn.blobopen("bus_bodies", "body", seq) as blob:
                                 blob.write(body)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
 
             try:
                 async with self._lock:
@@ -310,8 +305,7 @@ class SqliteBus:
         now = time.time()
 
         def beat(conn: sqlite3.Connection) -> int:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(conn):
                 conn.execute("INSERT INTO bus_consumers (id, queue, seen_at) VALUES (?, ?, ?)"
                              " ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
                              (me, queue, now))
@@ -321,10 +315,6 @@ class SqliteBus:
                     "UPDATE bus_messages SET leased = 0, visible_at = 0, owner = NULL"
                     " WHERE queue = ? AND leased = 1 AND (owner IS NULL OR owner NOT IN"
                     " (SELECT id FROM bus_consumers))", (queue,)).rowcount
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
             return int(released)
 
         async with self._lock:
@@ -361,16 +351,10 @@ class SqliteBus:
         def claim(conn: sqlite3.Connection) -> list[tuple[int, Message]]:
             # The lease and the bodies in one transaction: a body cannot go (its message
             # acked by a consumer that took over the lease) between the two.
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(conn):
                 rows = sorted(conn.execute(_CLAIM, params).fetchall(), key=lambda r: int(r[0]))
-                claimed = [(int(r[0]), _message(r, _body(conn, r),
-                                                delivery_count=int(r[7]) - 1)) for r in rows]
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            return claimed
+                return [(int(r[0]), _message(r, _body(conn, r),
+                                             delivery_count=int(r[7]) - 1)) for r in rows]
 
         async with self._lock:
             return await in_connection_thread(self._conn(), claim)
@@ -381,8 +365,7 @@ class SqliteBus:
 
         def settle(conn: sqlite3.Connection) -> None:
             # One trip to the connection's thread for the whole batch.
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(conn):
                 for (seq, message), outcome in results:
                     attempts = message.delivery_count + 1
                     if outcome is Outcome.ACK:
@@ -394,10 +377,6 @@ class SqliteBus:
                         conn.execute(
                             "UPDATE bus_messages SET leased = 0, visible_at = ? WHERE seq = ?",
                             (now + self._backoff * attempts, seq))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
 
         async with self._lock:
             await in_connection_thread(self._conn(), settle)
@@ -417,8 +396,7 @@ class SqliteBus:
 
         def replay(conn: sqlite3.Connection) -> int:
             # Row by row inside SQLite: the bodies never pass through Python.
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(conn):
                 parked = conn.execute(f"SELECT seq, length(body) FROM bus_parked {where}"  # noqa: S608 — only our placeholders
                                       " ORDER BY seq", params).fetchall()
                 for parked_seq, size in parked:
@@ -432,10 +410,6 @@ class SqliteBus:
                         conn.execute("INSERT INTO bus_bodies (seq, body) SELECT ?, body"
                                      " FROM bus_parked WHERE seq = ?", (seq, parked_seq))
                     conn.execute("DELETE FROM bus_parked WHERE seq = ?", (parked_seq,))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
             return len(parked)
 
         async with self._lock:
